@@ -89,7 +89,10 @@ def cluster_values(facts):
         },
     }
     return {
-        "scratchServiceAccount": {"annotations": scratch_identity_annotations(facts)},
+        "scratchServiceAccount": {
+            "name": facts["scratch"]["service_account"],
+            "annotations": scratch_identity_annotations(facts),
+        },
         "jupyterhub": jupyterhub,
         "dask-gateway": gateway,
     }
