@@ -37,11 +37,29 @@ $(VENV)/%/.installed: requirements/%.txt requirements/hub.txt requirements/hub-i
 	touch $@
 
 # The notebook environment of the local stack: the pip-installable subset of the image's own pins.
-$(VENV)/user/.installed: images/pangeo-notebook/environment.yml deployer/image.py | $(DEV)/.installed
-	$(DEPLOYER) image requirements > $(VENV)/user-requirements.txt
+# The requirements file is rewritten only when its content changes, so that editing a comment of
+# environment.yml (or deployer/image.py) does not reinstall the environment.
+$(VENV)/user-requirements.txt: images/pangeo-notebook/environment.yml deployer/image.py | $(DEV)/.installed
+	$(DEPLOYER) image requirements > $@.new
+	if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(VENV)/user/.installed: $(VENV)/user-requirements.txt | $(UV)
 	rm -rf $(VENV)/user
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)/user
-	VIRTUAL_ENV=$(VENV)/user $(UV) pip install --quiet -r $(VENV)/user-requirements.txt
+	VIRTUAL_ENV=$(VENV)/user $(UV) pip install --quiet -r $<
+	touch $@
+
+# The image's postBuild (its Dask configuration) run on the local environment too, as repo2docker runs it.
+$(VENV)/user/.postbuild: images/pangeo-notebook/postBuild images/pangeo-notebook/dask.yaml $(VENV)/user/.installed
+	cd images/pangeo-notebook && NB_PYTHON_PREFIX=$(CURDIR)/$(VENV)/user bash ./postBuild
+	touch $@
+
+# repo2docker builds the user image (`make image`) and renders its Dockerfile offline in the unit tests.
+# Its own venv: its pins are its own, not the hub image's.
+$(VENV)/repo2docker/.installed: requirements/repo2docker.txt | $(UV)
+	rm -rf $(VENV)/repo2docker
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)/repo2docker
+	VIRTUAL_ENV=$(VENV)/repo2docker $(UV) pip install --quiet -r $<
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -57,7 +75,7 @@ $(BIN)/.installed: node_modules/.installed
 	touch $@
 
 .PHONY: setup browser
-setup: $(DEV)/.installed $(VENV)/hub/.installed $(VENV)/gateway/.installed $(VENV)/user/.installed $(BIN)/.installed  ## install every tool and environment from the pins
+setup: $(DEV)/.installed $(VENV)/hub/.installed $(VENV)/gateway/.installed $(VENV)/local/.installed $(VENV)/user/.postbuild $(VENV)/repo2docker/.installed $(BIN)/.installed  ## install every tool and environment from the pins
 
 browser:  ## install Debian's Chromium for the browser tests (root, or sudo)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
@@ -92,18 +110,18 @@ test-unit: $(DEV)/.installed $(BIN)/.installed  ## config, manifests and module 
 test-local: setup browser  ## start the local stack and run the smoke suite and browser test against it
 	$(PYTEST) tests/local
 
-test-kind: setup  ## deploy the kind cluster file into a kind cluster and run the smoke suite (needs kind, docker)
+test-kind: $(DEV)/.installed $(BIN)/.installed  ## deploy the kind cluster file into a kind cluster, run the smoke suite (needs kind, docker)
 	$(PYTEST) tests/kind
 
 # ---- clusters ---------------------------------------------------------------------------------------
 .PHONY: deploy diff health kind-up kind-down
-deploy: setup  ## validate, decrypt secrets, helm upgrade --atomic CLUSTER=…, then the health check
+deploy: $(DEV)/.installed $(BIN)/.installed  ## validate, decrypt secrets, CRDs, helm upgrade (rollback on failure) CLUSTER=…, health check
 	$(DEPLOYER) deploy $(CLUSTER)
 
-diff: setup  ## show what a deploy of CLUSTER=… would change
+diff: $(DEV)/.installed $(BIN)/.installed  ## show what a deploy of CLUSTER=… would change
 	$(DEPLOYER) diff $(CLUSTER)
 
-health: setup  ## run the smoke suite against CLUSTER=…'s live hub
+health: $(DEV)/.installed  ## run the smoke suite against CLUSTER=…'s live hub (SOPS_AGE_KEY or SMOKE_API_TOKEN)
 	$(DEPLOYER) health $(CLUSTER)
 
 kind-up: $(BIN)/.installed  ## create the kind cluster for test-kind
@@ -114,11 +132,11 @@ kind-down: $(BIN)/.installed  ## delete the kind cluster
 
 # ---- the user image ---------------------------------------------------------------------------------
 .PHONY: image image-push
-image: $(DEV)/.installed  ## build images/pangeo-notebook with repo2docker, tagged by its content hash (needs docker)
+image: $(DEV)/.installed $(VENV)/repo2docker/.installed  ## build images/pangeo-notebook with repo2docker, tag it by its content hash, record the tag (needs docker)
 	$(DEPLOYER) image build
 
-image-push: $(DEV)/.installed  ## push the image to every cluster's registry
-	$(DEPLOYER) image push
+image-push: $(DEV)/.installed  ## push the built image to every deployed cluster's registry (or CLUSTER=…'s) (needs docker)
+	$(DEPLOYER) image push $(if $(CLUSTER),--cluster $(CLUSTER))
 
 # ---- benchmarks -------------------------------------------------------------------------------------
 .PHONY: bench

@@ -1,0 +1,283 @@
+"""The hub's configuration, from one cluster's facts (deployer.facts.load): `configure(c, facts)`.
+
+The same function runs in the chart's hub (hub.extraConfig `zz-pangeo`, after z2jh's own config) and
+in the local stack, which adds only what differs on one machine (spawner, addresses, credentials).
+It may import only what the chart's hub image ships (z2jh 4.4.0: jupyterhub 5.5.0, kubespawner 7.0.0,
+oauthenticator 17.4.0) and the standard library. OAuth client id and secret are not set here: they
+come from the environment (GITHUB_CLIENT_ID/GITHUB_CLIENT_SECRET) or the chart's secret hub.config.
+"""
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+from oauthenticator.github import GitHubOAuthenticator
+from traitlets.config import LazyConfigValue
+
+TEMPLATES = Path(__file__).resolve().parent / "hub_templates"
+GATEWAY_SERVICE = "dask-gateway"
+CULLER_SERVICE = "idle-culler"
+# What jupyterhub-idle-culler's documentation lists for culling servers (not users: admin:users is
+# needed only with --cull-users, which we do not use).
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+# JupyterHub's default `server` role, plus access to the gateway: the notebook's own token is what the
+# dask-gateway client presents, and the gateway may require this scope on it.
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", f"access:services!service={GATEWAY_SERVICE}"]
+HOME = "/home/jovyan"
+GIB = 1024**3
+
+LOG = logging.getLogger("JupyterHub")
+
+
+def configure(c, facts):
+    """Configure JupyterHub `c` (a traitlets Config) for the cluster whose facts these are."""
+    _authentication(c, facts)
+    _pages(c, facts)
+    _spawner(c, facts)
+    _culler(c, facts["notebook"]["culling"])
+    _roles(c)
+
+
+# ---- authentication -------------------------------------------------------------------------------------
+
+def hub_url(facts):
+    """Where users reach the hub: https on a public cluster, plain http (with the port) locally."""
+    hub = facts["hub"]
+    if "https_contact_email" in hub:
+        return f"https://{hub['host']}"
+    if facts["cloud"] == "local":
+        return f"http://{hub['host']}:{hub['port']}"
+    return f"http://{hub['host']}"
+
+
+def not_member_message(facts):
+    """The refusal shown (HTTP 403) to a GitHub user outside the cluster's teams.
+
+    JupyterHub %-formats this text; the schema's patterns for teams and hosts keep '%' out of it.
+    """
+    teams = " or ".join(facts["github"]["allowed_teams"])
+    return (f"You are not a member of the GitHub team {teams}, whose members may use the Pangeo Cloud "
+            f"hub {facts['hub']['host']} (cluster {facts['name']}).")
+
+
+def team_groups(team_names, auth_state):
+    """The user's GitHub teams (auth_state["teams"], from /user/teams) that the cluster file names.
+
+    These become the user's JupyterHub groups, written `org:team` as in the cluster file, so that
+    `admin_groups` can match the admin teams. Other teams the user belongs to stay out of the hub.
+    """
+    wanted = {name.lower(): name for name in team_names}
+    groups = set()
+    for team in auth_state.get("teams") or []:
+        key = f"{team['organization']['login']}:{team['slug']}".lower()
+        if key in wanted:
+            groups.add(wanted[key])
+    return groups
+
+
+def _authentication(c, facts):
+    github = facts["github"]
+    c.JupyterHub.authenticator_class = GitHubOAuthenticator
+    auth = c.GitHubOAuthenticator
+    # read:org lets the team checks see private memberships and list the user's teams.
+    auth.scope = ["read:org"]
+    auth.allowed_organizations = set(github["allowed_teams"])
+    auth.populate_teams_in_auth_state = True
+    # oauthenticator 17 has no GitHub admin-team option: the admin teams become admin_groups over the
+    # teams fetched into auth_state. An admin is also let in (OAuthenticator.check_allowed admits admins).
+    auth.manage_groups = True
+    auth.auth_state_groups_key = functools.partial(team_groups, github["allowed_teams"] + github["admin_teams"])
+    auth.admin_groups = set(github["admin_teams"])
+    # Membership is checked at every login: someone removed from the team must not stay allowed
+    # because the hub's database already knows them.
+    auth.allow_existing_users = False
+    auth.custom_403_message = not_member_message(facts)
+    auth.oauth_callback_url = f"{hub_url(facts)}/hub/oauth_callback"
+    if github["url"].rstrip("/") != "https://github.com":
+        auth.github_url = github["url"].rstrip("/")
+    # Teams are kept in the (encrypted) auth state. The chart generates the key (hub.config.CryptKeeper.keys);
+    # elsewhere it comes from JUPYTERHUB_CRYPT_KEY. Without a key, JupyterHub would refuse to start, so
+    # run without persisting auth state and say why: login, team checks and admin status still work.
+    if os.environ.get("JUPYTERHUB_CRYPT_KEY") or c.get("CryptKeeper", {}).get("keys"):
+        auth.enable_auth_state = True
+    else:
+        auth.enable_auth_state = False
+        LOG.warning("pangeo hub_config: JUPYTERHUB_CRYPT_KEY is not set, so GitHub teams are not kept in "
+                    "auth_state (login, team checks and admin status work without it). To keep them, set "
+                    "JUPYTERHUB_CRYPT_KEY to the output of `openssl rand -hex 32`.")
+
+
+# ---- pages ----------------------------------------------------------------------------------------------
+
+def template_vars(facts):
+    return {
+        "pangeo_cluster": facts["name"],
+        "pangeo_host": facts["hub"]["host"],
+        "pangeo_forum_url": facts["support"]["forum_url"],
+        "pangeo_guide_url": facts["support"]["guide_url"],
+        "pangeo_apply_url": facts["support"]["apply_url"],
+        "pangeo_allowed_teams": list(facts["github"]["allowed_teams"]),
+        "pangeo_not_member_message": not_member_message(facts),
+    }
+
+
+def _pages(c, facts):
+    paths = _config_list(c.JupyterHub, "template_paths")
+    if str(TEMPLATES) not in paths:
+        paths.insert(0, str(TEMPLATES))
+    _config_dict(c.JupyterHub, "template_vars").update(template_vars(facts))
+
+
+# ---- user servers ---------------------------------------------------------------------------------------
+
+def _number(value):
+    return int(value) if float(value).is_integer() else value
+
+
+def _cores(value):
+    return f"{_number(value)} CPU core{'' if value == 1 else 's'}"
+
+
+def profiles(facts):
+    """KubeSpawner's profile_list: the cluster's notebook sizes in order, the first (smallest) the default."""
+    pool = facts["node_pools"][facts["notebook"]["node_pool"]]
+    tolerations = [{"key": t["key"], "operator": "Equal", "value": t["value"], "effect": t["effect"]}
+                   for t in pool["taints"]]
+    result = []
+    for i, slug in enumerate(facts["notebook"]["sizes"]):
+        size = facts["sizes"][slug]
+        cpu, mem = size["cpu"], size["memory_gib"]
+        override = {
+            "cpu_guarantee": float(cpu["guarantee"]),
+            "cpu_limit": float(cpu["limit"]),
+            "mem_guarantee": int(mem["guarantee"] * GIB),
+            "mem_limit": int(mem["limit"] * GIB),
+            "node_selector": dict(pool["node_selector"]),
+            "environment": {"PANGEO_SIZE": slug},
+        }
+        if tolerations:
+            override["tolerations"] = tolerations
+        profile = {
+            "display_name": size["display_name"],
+            "slug": slug,
+            "description": (f"up to {_cores(cpu['limit'])} and {_number(mem['limit'])} GiB of memory "
+                            f"({_cores(cpu['guarantee'])} and {_number(mem['guarantee'])} GiB guaranteed)"),
+            "kubespawner_override": override,
+        }
+        if i == 0:
+            profile["default"] = True
+        result.append(profile)
+    return result
+
+
+def scratch_url(facts, username):
+    """The user's own prefix of the cluster's scratch bucket (the name escaped: it may hold any character)."""
+    return _user_prefix(facts["scratch"]["bucket"], username)
+
+
+def _user_prefix(bucket, username):
+    return f"{bucket}/{quote(username, safe='')}"
+
+
+def _spawner_scratch_url(bucket, spawner):
+    return _user_prefix(bucket, spawner.user.name)
+
+
+def environment(facts):
+    """Variables of every user server. Per-user values are callables: local spawners do not expand
+    `{username}` (KubeSpawner does), and both call callables with the spawner."""
+    scratch = functools.partial(_spawner_scratch_url, facts["scratch"]["bucket"])
+    env = {"PANGEO_CLUSTER": facts["name"], "PANGEO_SCRATCH": scratch, "SCRATCH_BUCKET": scratch}
+    endpoint = facts["scratch"].get("endpoint_url")
+    if endpoint:
+        # botocore and fsspec read these, so s3fs finds the store with no arguments.
+        env["AWS_ENDPOINT_URL"] = endpoint
+        env["FSSPEC_S3_ENDPOINT_URL"] = endpoint
+    return env
+
+
+def _spawner(c, facts):
+    env = environment(facts)
+    # KubeSpawner reads only its own section when the chart has set it (singleuser.extraEnv), local
+    # spawners read Spawner's: set both.
+    _config_dict(c.Spawner, "environment").update(env)
+    _config_dict(c.KubeSpawner, "environment").update(env)
+    c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
+
+    kube = c.KubeSpawner
+    kube.profile_list = profiles(facts)
+    kube.service_account = facts["scratch"]["service_account"]
+    # jovyan (uid 1000) owns its files; the volume is group-writable by group 100, as z2jh does.
+    kube.uid = 1000
+    kube.fs_gid = 100
+
+    home = facts["notebook"]["home"]
+    kube.storage_pvc_ensure = True
+    kube.storage_capacity = f"{_number(home['size_gib'])}Gi"
+    kube.storage_access_modes = ["ReadWriteOnce"]
+    if home["storage_class"]:
+        kube.storage_class = home["storage_class"]
+    kube.pvc_name_template = "claim-{user_server}"
+    volumes = _config_list(kube, "volumes")
+    mounts = _config_list(kube, "volume_mounts")
+    volumes[:] = [v for v in volumes if v.get("name") != "home"]
+    mounts[:] = [m for m in mounts if m.get("name") != "home"]
+    volumes.insert(0, {"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}})
+    mounts.insert(0, {"name": "home", "mountPath": HOME})
+
+
+# ---- services and roles ---------------------------------------------------------------------------------
+
+def culler_command(culling):
+    return [
+        sys.executable, "-m", "jupyterhub_idle_culler",
+        f"--timeout={round(culling['idle_minutes'] * 60)}",
+        f"--max-age={round(culling['max_age_minutes'] * 60)}",
+        f"--cull-every={round(culling['every_minutes'] * 60)}",
+    ]
+
+
+def _culler(c, culling):
+    services = _config_list(c.JupyterHub, "services")
+    services[:] = [s for s in services if s.get("name") != CULLER_SERVICE]
+    services.append({"name": CULLER_SERVICE, "command": culler_command(culling)})
+    _add_role(c, {"name": CULLER_SERVICE, "scopes": list(CULLER_SCOPES), "services": [CULLER_SERVICE]})
+
+
+def _roles(c):
+    # The default `user` role is just `self`; users also need to reach the gateway service.
+    _add_role(c, {"name": "user", "scopes": ["self", f"access:services!service={GATEWAY_SERVICE}"]})
+
+
+def _add_role(c, role):
+    roles = _config_list(c.JupyterHub, "load_roles")
+    for existing in roles:
+        if existing.get("name") == role["name"]:
+            existing["scopes"] = sorted(set(existing.get("scopes", [])) | set(role["scopes"]))
+            for key in ("services", "users", "groups"):
+                if role.get(key):
+                    existing[key] = sorted(set(existing.get(key, [])) | set(role[key]))
+            return
+    roles.append(role)
+
+
+# ---- config helpers -------------------------------------------------------------------------------------
+
+def _config_list(section, name):
+    """section[name] as a plain list, keeping what the chart (or an earlier layer) already put there."""
+    value = section[name] if name in section else []
+    if isinstance(value, LazyConfigValue):
+        value = value.get_value([])
+    section[name] = value = list(value)
+    return value
+
+
+def _config_dict(section, name):
+    value = section[name] if name in section else {}
+    if isinstance(value, LazyConfigValue):
+        value = value.get_value({})
+    section[name] = value = dict(value)
+    return value

@@ -34,14 +34,14 @@ def _display(path):
         return str(path)
 
 
-def cluster_names():
-    return sorted(p.stem for p in CLUSTERS.glob("*.yaml") if not p.stem.endswith(".secret"))
+def cluster_names(clusters_dir=CLUSTERS):
+    return sorted(p.stem for p in clusters_dir.glob("*.yaml") if not p.stem.endswith(".secret"))
 
 
-def cluster_file(name):
-    path = CLUSTERS / f"{name}.yaml"
+def cluster_file(name, clusters_dir=CLUSTERS):
+    path = clusters_dir / f"{name}.yaml"
     if not path.is_file():
-        known = ", ".join(cluster_names())
+        known = ", ".join(cluster_names(clusters_dir))
         raise ConfigError(path, "CLUSTER", f"unknown cluster {name!r}; known clusters: {known}")
     return path
 
@@ -90,11 +90,13 @@ def _explain(error):
         return (f"{key}.{name}" if key else name,
                 f"unknown key{did_you_mean}; allowed: {', '.join(allowed)}")
     if error.validator == "pattern":
-        return key, f"{error.instance!r} is not valid here (must match {error.validator_value})"
+        allowed = error.schema.get("title") or f"match {error.validator_value}"
+        return key, f"{error.instance!r} is not valid here; it must be {allowed}"
     if error.validator == "enum":
         return key, f"{error.instance!r} is not allowed; allowed: {', '.join(map(str, error.validator_value))}"
     if error.validator == "required":
-        return key, error.message.replace("property", "key")
+        missing = next(name for name in error.validator_value if name not in error.instance)
+        return (f"{key}.{missing}" if key else missing), "required key is missing"
     return key, error.message
 
 
@@ -102,7 +104,9 @@ def validate_schema(data, schema, path, fill_defaults=False):
     """Validate data against schema; raise ConfigError for the first (deepest-first) problem."""
     data = copy.deepcopy(data)
     cls = _DefaultingValidator if fill_defaults else jsonschema.Draft7Validator
-    errors = sorted(cls(schema).iter_errors(data), key=lambda e: (-len(e.absolute_path), e.message))
+    # deepest first; at one depth a typo'd key first, since it also explains the "required" key it misses
+    errors = sorted(cls(schema).iter_errors(data),
+                    key=lambda e: (-len(e.absolute_path), e.validator != "additionalProperties", e.message))
     if errors:
         key, message = _explain(errors[0])
         raise ConfigError(path, key, message)
@@ -120,9 +124,12 @@ def load_sizes(path=SIZES_FILE):
     return sizes
 
 
-def load(name, sizes_path=SIZES_FILE):
-    """The facts of cluster `name`, validated; raises ConfigError naming the file and key."""
-    path = cluster_file(name)
+def load(name, clusters_dir=CLUSTERS, sizes_path=SIZES_FILE):
+    """The facts of cluster `name`, validated; raises ConfigError naming the file and key.
+
+    clusters_dir and sizes_path let tests check altered copies of the real files.
+    """
+    path = cluster_file(name, clusters_dir)
     return resolve(name, read_yaml(path), path, load_sizes(sizes_path), sizes_path)
 
 

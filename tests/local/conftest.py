@@ -1,0 +1,41 @@
+"""Starts the local stack (deployer/local) once per session and hands it to the smoke suite as its target."""
+
+import time
+
+import pytest
+
+from tests.smoke.fixtures import *  # noqa: F401,F403 (pytest shows a conftest's fixtures only below it)
+from tests.smoke.login import standin_login
+from tests.smoke.report import record
+from tests.smoke.target import Target
+
+# Production timeouts are too long for a test run; only what the suite waits for is shortened.
+OVERRIDES = {"dask_gateway": {"idle_timeout_minutes": {"default": 0.5}}}
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    from deployer.local.stack import LocalStack
+
+    stack = LocalStack(tmp_path_factory.mktemp("local-stack"), port=0, overrides=OVERRIDES)
+    started = time.monotonic()
+    try:
+        stack.start()
+        record("local stack start-up", time.monotonic() - started)
+        for what, seconds in (stack.timings or {}).items():
+            record(f"  {what}", seconds)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def smoke_target(local_stack):
+    return Target(
+        hub_url=local_stack.hub_url,
+        api_token=local_stack.api_token,
+        users=local_stack.users,
+        facts=local_stack.facts,
+        login=lambda username: standin_login(local_stack.hub_url, username),
+        description=f"local stack in {local_stack.data_dir}",
+    )

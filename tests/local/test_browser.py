@@ -1,0 +1,99 @@
+"""A researcher's first visit, in a real browser: sign in with (the stand-in for) GitHub, pick a size, watch
+the spawn, land in JupyterLab. An outsider ends on the friendly page. Screenshots go to test-artifacts/."""
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.smoke.hub import HubAPI, UserServer
+from tests.smoke.report import record
+
+pytestmark = [pytest.mark.local, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags measured to work here (ENVIRONMENT.md): no sandbox as root, no GPU, nothing phoning home.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+SPAWN_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("needs chromium: Debian's package (`make browser` installs it); Playwright cannot download browsers here")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(30_000)
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page, hub_url, username):
+    """From the hub's login page through the stand-in's user picker; returns once back at the hub."""
+    page.goto(f"{hub_url}/hub/login")
+    page.get_by_text("Sign in with GitHub").click()
+    page.wait_for_url(re.compile(r"/login/oauth/authorize"))
+    picker = page.locator(f'button[name="login"][value="{username}"]')
+    picker.wait_for()
+    return picker
+
+
+def test_member_signs_in_picks_a_size_and_gets_jupyterlab(page, local_stack):
+    hub_url, member, facts = local_stack.hub_url, local_stack.users["member"], local_stack.facts
+    server = UserServer(HubAPI(hub_url, local_stack.api_token), member)
+    if server.hub.ensure_user(member)["servers"].get(""):
+        server.stop()  # the browser must see the profile page, which a running server skips
+    try:
+        page.goto(f"{hub_url}/hub/login")
+        page.get_by_text("Sign in with GitHub").wait_for()
+        page.screenshot(path=ARTIFACTS / "01-hub-login.png")
+
+        picker = sign_in(page, hub_url, member)
+        page.screenshot(path=ARTIFACTS / "02-github-standin.png")
+        started = time.monotonic()
+        picker.click()
+        page.wait_for_url(re.compile(r"/hub/spawn"))
+        radios = page.locator('input[name="profile"]')
+        radios.first.wait_for()
+        assert radios.count() == len(facts["notebook"]["sizes"])
+        assert radios.first.is_checked()
+        page.screenshot(path=ARTIFACTS / "03-profiles.png", full_page=True)
+
+        chosen = radios.nth(radios.count() - 1)
+        chosen.check()
+        page.locator('form#spawn_form [type="submit"], form [type="submit"]').first.click()
+        page.wait_for_url(re.compile(r"/hub/spawn-pending/"), timeout=SPAWN_TIMEOUT_MS)
+        page.locator("#progress-message, .progress").first.wait_for()
+        page.screenshot(path=ARTIFACTS / "04-spawn-progress.png")
+
+        page.wait_for_url(re.compile(rf"/user/{member}/lab"), timeout=SPAWN_TIMEOUT_MS)
+        page.locator(".jp-Launcher").first.wait_for(timeout=SPAWN_TIMEOUT_MS)
+        record("browser: picker click to JupyterLab launcher", time.monotonic() - started)
+        page.screenshot(path=ARTIFACTS / "05-jupyterlab.png")
+    finally:
+        server.stop()
+
+
+def test_outsider_ends_on_the_friendly_page(page, local_stack):
+    facts = local_stack.facts
+    sign_in(page, local_stack.hub_url, local_stack.users["outsider"]).click()
+    page.wait_for_load_state()
+    text = page.locator("body").inner_text()
+    page.screenshot(path=ARTIFACTS / "06-outsider.png", full_page=True)
+    assert any(team in text for team in facts["github"]["allowed_teams"]), text
+    assert page.locator(f'a[href="{facts["support"]["apply_url"]}"]').count() >= 1, text
+    assert "Traceback" not in text

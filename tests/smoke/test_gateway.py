@@ -1,0 +1,150 @@
+"""Dask Gateway from a notebook, exactly as researchers call it: `Gateway()` with no arguments."""
+
+import pytest
+
+from .kernel import Kernel
+from .report import record
+
+pytestmark = pytest.mark.smoke
+
+GATEWAY_TIMEOUT = 240  # seconds: cluster start and two workers on a busy 2-core machine or a cold node pool
+IDLE_WAIT_LIMIT_MINUTES = 2  # longer idle timeouts (a deployed hub's 30 min) are not waited for
+
+
+class TestGateway:
+    """One cluster of the member's, from `Gateway().new_cluster()`, in a kernel of its own.
+
+    Class-scoped so that it is gone before other tests (the guide's) count the member's clusters; the last
+    test leaves it idle and watches the gateway shut it down.
+    """
+
+    @pytest.fixture(scope="class")
+    def cluster(self, member_server, member2_server):
+        kernel = Kernel(member_server.url, member_server.token)
+        started = kernel.run_json(f"""
+import json, os, time
+from dask_gateway import Gateway
+gateway = Gateway()
+t0 = time.monotonic()
+cluster = gateway.new_cluster()
+t1 = time.monotonic()
+cluster.scale(2)
+client = cluster.get_client()
+client.wait_for_workers(2, timeout={GATEWAY_TIMEOUT})
+print(json.dumps({{"name": cluster.name, "new_cluster": t1 - t0, "two_workers": time.monotonic() - t1}}))
+""", timeout=GATEWAY_TIMEOUT + 60)
+        record("gateway: new_cluster()", started["new_cluster"])
+        record("gateway: scale(2) until 2 workers", started["two_workers"])
+        kernel.cluster_name = started["name"]
+        yield kernel
+        try:
+            kernel.run("client.close()\nfor c in gateway.list_clusters(): gateway.stop_cluster(c.name)", timeout=120)
+        finally:
+            kernel.close()
+
+    @pytest.fixture(autouse=True)
+    def busy(self, cluster):
+        """A task before each test: the idle timeout counts from the scheduler's last task, and the tests
+        that only talk to the gateway would otherwise let a (locally shortened) timeout expire mid-class."""
+        cluster.run("client.submit(sum, [1]).result()")
+
+    def test_cluster_computes_with_two_workers(self, cluster):
+        out = cluster.run_json("""
+import dask.array as da
+workers = client.scheduler_info()["workers"]
+total = da.ones((2000, 2000), chunks=(500, 500)).sum().compute()
+print(json.dumps({"workers": len(workers), "total": float(total), "sum": client.submit(sum, range(10)).result()}))
+""")
+        assert out == {"workers": 2, "total": 4_000_000.0, "sum": 45}
+
+    def test_workers_match_the_notebook(self, cluster):
+        cluster.run("client.get_versions(check=True)")
+
+    def test_workers_see_pangeo_scratch(self, cluster):
+        seen = cluster.run_json("""
+seen = client.run(lambda: __import__("os").environ.get("PANGEO_SCRATCH"))
+print(json.dumps({"notebook": os.environ["PANGEO_SCRATCH"], "workers": sorted(set(seen.values()))}))
+""")
+        assert seen["workers"] == [seen["notebook"]], seen
+
+    def test_another_user_can_neither_see_nor_stop_it(self, cluster, member2_server):
+        outcome = member2_server.run_json(f"""
+import json
+from dask_gateway import Gateway
+gateway = Gateway()
+outcome = {{"listed": [c.name for c in gateway.list_clusters()]}}
+for action in ("connect", "stop_cluster"):
+    try:
+        getattr(gateway, action)({cluster.cluster_name!r})
+        outcome[action] = "allowed"
+    except Exception as e:
+        outcome[action] = f"{{type(e).__name__}}: {{e}}"
+print(json.dumps(outcome))
+""")
+        assert cluster.cluster_name not in outcome["listed"]
+        assert "403" in outcome["connect"], f"{member2_server.name} connecting to the member's cluster: {outcome}"
+        assert "403" in outcome["stop_cluster"], f"{member2_server.name} stopping the member's cluster: {outcome}"
+        alive = cluster.run_json("""
+print(json.dumps({"status": [c.status.name for c in gateway.list_clusters() if c.name == cluster.name],
+                  "workers": len(client.scheduler_info()["workers"])}))
+""")
+        assert alive == {"status": ["RUNNING"], "workers": 2}, f"after {member2_server.name}'s attempts: {alive}"
+
+    @pytest.mark.parametrize("option, limit", [
+        ("worker_memory", lambda f: max(f["sizes"][s]["memory_gib"]["limit"] for s in f["dask_gateway"]["worker_sizes"])),
+        ("worker_cores", lambda f: max(f["sizes"][s]["cpu"]["limit"] for s in f["dask_gateway"]["worker_sizes"])),
+        ("idle_timeout_minutes", lambda f: f["dask_gateway"]["idle_timeout_minutes"]["maximum"]),
+    ], ids=["worker_memory", "worker_cores", "idle_timeout_minutes"])
+    def test_options_above_the_limits_are_refused(self, cluster, facts, option, limit):
+        maximum = limit(facts)
+        refusal = cluster.run_json(f"""
+options = gateway.cluster_options()
+try:
+    setattr(options, {option!r}, {maximum * 2 + 1})
+    extra = gateway.new_cluster(options)
+    extra.shutdown()
+    print(json.dumps("allowed"))
+except Exception as e:
+    print(json.dumps(f"{{type(e).__name__}}: {{e}}"))
+""")
+        assert refusal != "allowed", f"a cluster with {option}={maximum * 2 + 1} was started (maximum {maximum})"
+        assert refusal.startswith("ValueError") and option in refusal and f"{maximum:g}" in refusal, refusal
+
+    def test_clusters_beyond_the_users_limit_are_refused(self, cluster, facts):
+        allowed = facts["dask_gateway"]["limits_per_user"]["clusters"]
+        outcome = cluster.run_json(f"""
+extras = []
+try:
+    for _ in range({allowed} - 1):
+        extras.append(gateway.new_cluster())
+    try:
+        extras.append(gateway.new_cluster())
+        refusal = "allowed"
+    except Exception as e:
+        refusal = f"{{type(e).__name__}}: {{e}}"
+finally:
+    for extra in extras:
+        extra.shutdown()
+print(json.dumps({{"refusal": refusal, "extra": len(extras)}}))
+""", timeout=GATEWAY_TIMEOUT)
+        assert outcome["refusal"] != "allowed", f"a cluster beyond the limit of {allowed} was started"
+        assert f"at most {allowed}" in outcome["refusal"], outcome
+
+    def test_idle_cluster_is_shut_down(self, cluster, facts):
+        """Last in the class: after one computation, the cluster is left alone until the gateway stops it."""
+        minutes = facts["dask_gateway"]["idle_timeout_minutes"]["default"]
+        if minutes > IDLE_WAIT_LIMIT_MINUTES:
+            pytest.skip(f"the idle timeout is {minutes:g} min on this hub; the local tier shortens it to test this")
+        wait = minutes * 60 * 2 + 60
+        gone = cluster.run_json(f"""
+client.submit(sum, [1, 2]).result()
+client.close()
+t0 = time.monotonic()
+while cluster.name in [c.name for c in gateway.list_clusters()] and time.monotonic() - t0 < {wait}:
+    time.sleep(1)
+print(json.dumps({{"seconds": time.monotonic() - t0,
+                   "stopped": cluster.name in [c.name for c in gateway.list_clusters(status="STOPPED")]}}))
+""", timeout=wait + 60)
+        record(f"gateway: idle cluster shut down (timeout {minutes:g} min)", gone["seconds"])
+        assert gone["stopped"], f"the cluster is not stopped {gone['seconds']:.0f} s after it was left idle ({minutes:g} min)"
+        assert gone["seconds"] >= minutes * 60 * 0.9, f"stopped after {gone['seconds']:.0f} s, before {minutes:g} min idle"

@@ -1,0 +1,240 @@
+"""Every example of the researcher's guide (docs/), run as written inside a user's server on the target hub.
+
+The code comes from the guide itself (tests/smoke/guide.py), so the guide shows exactly what was run. Each
+example has one check below (CHECKS); tests/unit/test_guide_docs.py fails if an example has none.
+Python examples run in a kernel, as in a notebook; bash examples run with bash from the home directory,
+as in a JupyterLab terminal.
+"""
+
+import re
+import urllib.parse
+
+import pytest
+
+from deployer import facts as cluster_facts
+from tests.smoke import guide
+from tests.smoke.kernel import Kernel
+
+pytestmark = pytest.mark.smoke
+
+# Typed at ssh-keygen's and ssh-add's prompts, as a researcher would type their passphrase.
+PASSPHRASE = "correct horse battery staple"
+SSH_KEY = "~/.ssh/id_pangeo_github"
+DASK_TIMEOUT = 600  # a cluster on Kubernetes waits for pods, maybe for a node
+
+
+def scratch_of(facts, name):
+    return f"{facts['scratch']['bucket']}/{urllib.parse.quote(name, safe='')}"
+
+
+def largest_worker(facts, resource):
+    return max(facts["sizes"][s][resource]["limit"] for s in facts["dask_gateway"]["worker_sizes"])
+
+
+def run_example(kernel, name, stdin="", timeout=120, after=""):
+    """Run the guide's example `name` in `kernel` unchanged (`after`: shell lines appended to clean up)."""
+    block = guide.example(name)
+    code = block.text if block.language == "python" else guide.as_shell_command(block.text + after, stdin)
+    return kernel.run(code, timeout=timeout)
+
+
+def lines(out):
+    return [line.strip() for line in out.strip().splitlines()]
+
+
+# What each example must print on any hub; `ctx` has the user's name and the cluster's facts.
+CHECKS = {
+    "which-cluster": lambda out, ctx: lines(out) == [ctx["facts"]["name"], scratch_of(ctx["facts"], ctx["user"])],
+    "home-usage": lambda out, ctx: lines(out)[0].split()[:2] == ["Filesystem", "Size"],
+    "ssh-key": lambda out, ctx: re.search(r"^ssh-ed25519 \S+ pangeo-cloud$", out, flags=re.M),
+    "ssh-agent": lambda out, ctx: "Identity added" in out,
+    "scratch-zarr": lambda out, ctx: lines(out) == ["45.0"],
+    "scratch-list": lambda out, ctx: "/sub'" in out or '/sub"' in out,
+    "fsspec-csv": lambda out, ctx: re.search(r"0\s+Boulder\s+11\.50*\s*\n1\s+Bergen\s+7\.25", out),
+    "intake-catalog": lambda out, ctx: lines(out)[0] == "['stations']" and "Bergen" in out,
+    "dask-adaptive": lambda out, ctx: abs(float(lines(out)[-1]) - 0.5) < 0.01,
+    "dask-options": lambda out, ctx: re.fullmatch(r"\S+", lines(out)[-1]),
+    "dask-cleanup": lambda out, ctx: all(line.startswith("stopping ") for line in lines(out)),
+    "pip-user": lambda out, ctx: re.search(r"Successfully installed humanize-4\.17\.0", out),
+    "pip-user-import": lambda out, ctx: (lines(out)[0] == "10.0 GiB"
+                                         and "/.local/lib/python3" in lines(out)[1]),
+    "dask-pip-install": lambda out, ctx: lines(out)[-1] == "0.9.0",
+}
+
+
+def check(name, out, ctx):
+    assert CHECKS[name](out, ctx), f"{guide.example(name).where} ({name}) printed something else:\n{out}"
+
+
+@pytest.fixture
+def ctx(member_server, facts):
+    return {"user": member_server.name, "facts": facts}
+
+
+@pytest.fixture
+def fresh_kernel(member_server):
+    """A kernel of its own, as a reader opening a new notebook for each page."""
+    with Kernel(member_server.url, member_server.token) as kernel:
+        yield kernel
+
+
+@pytest.mark.parametrize("page", ["getting-started.md", "home.md", "scratch.md", "data.md"])
+def test_page_examples(page, fresh_kernel, ctx):
+    """The pages whose examples need nothing but a running server, in reading order, in one kernel."""
+    for block in guide.examples(page):
+        if block.name in ("ssh-key", "ssh-agent"):
+            continue  # need a passphrase typed and a restart: test_ssh_key_survives_a_restart
+        check(block.name, run_example(fresh_kernel, block.name), ctx)
+
+
+def test_home_usage_reports_the_home_disk(fresh_kernel, facts):
+    if facts["cloud"] == "local":
+        pytest.skip("the local stack's homes are folders of this machine's disk, not volumes of their own")
+    out = run_example(fresh_kernel, "home-usage")
+    size = lines(out)[1].split()[1]  # df -h: 9.8G for a 10 GiB volume (filesystem overhead)
+    assert size.endswith("G") and 0.9 * facts["notebook"]["home"]["size_gib"] <= float(size[:-1]) <= \
+        facts["notebook"]["home"]["size_gib"], out
+
+
+def test_dask_examples(fresh_kernel, ctx):
+    """Dask Gateway as the guide calls it: adaptive cluster, worker options, then stopping what is left."""
+    for name in ("dask-adaptive", "dask-options"):
+        check(name, run_example(fresh_kernel, name, timeout=DASK_TIMEOUT), ctx)
+    fresh_kernel.run("from dask_gateway import Gateway\ncluster = Gateway().new_cluster()", timeout=DASK_TIMEOUT)
+    out = run_example(fresh_kernel, "dask-cleanup", timeout=DASK_TIMEOUT)
+    check("dask-cleanup", out, ctx)
+    assert len(lines(out)) >= 1, "dask-cleanup did not find the cluster left running"
+    left = fresh_kernel.run("print(len(Gateway().list_clusters()))", timeout=DASK_TIMEOUT)
+    assert lines(left) == ["0"], "clusters still running after dask-cleanup"
+
+
+def shown_for(name, facts):
+    """The guide's error `name` (copied from a run on a production cluster) as this hub should say it."""
+    shown = guide.error(name).text.strip()
+    production = re.search(r"at once on (\S+)\.", guide.error("too-many-clusters").text).group(1)
+    ours, theirs = facts, cluster_facts.load(production)
+    for f, mark in ((theirs, "@"), (ours, "")):
+        largest_size = max(f["dask_gateway"]["worker_sizes"], key=lambda s: f["sizes"][s]["memory_gib"]["limit"])
+        if not mark:
+            shown = (shown.replace("@MEM@", f"{largest_worker(f, 'memory_gib'):g}")
+                     .replace("@SIZE@", f["sizes"][largest_size]["display_name"])
+                     .replace("@N@", str(f["dask_gateway"]["limits_per_user"]["clusters"]))
+                     .replace("@NAME@", f["name"]))
+            continue
+        shown = (shown.replace(f"at most {largest_worker(f, 'memory_gib'):g} GiB", "at most @MEM@ GiB")
+                 .replace(f"hub, {f['sizes'][largest_size]['display_name']})", "hub, @SIZE@)")
+                 .replace(f"have {f['dask_gateway']['limits_per_user']['clusters']} Dask", "have @N@ Dask")
+                 .replace(f"at most {f['dask_gateway']['limits_per_user']['clusters']} at once on {f['name']}.",
+                          "at most @N@ at once on @NAME@."))
+    return shown
+
+
+def test_limit_errors_are_the_ones_the_guide_shows(fresh_kernel, facts):
+    """The three messages the guide shows past the limits, reproduced on this hub."""
+    asked = re.search(r"worker_memory=(\d+)", guide.error("option-above-limit").text).group(1)
+    out = fresh_kernel.run(f"""
+import dask_gateway
+gateway = dask_gateway.Gateway()
+options = gateway.cluster_options()
+options.worker_memory = {asked}
+try:
+    gateway.new_cluster(options)
+except Exception as e:
+    print(f"{{type(e).__name__}}: {{e}}")
+""", timeout=DASK_TIMEOUT)
+    assert out.strip() == shown_for("option-above-limit", facts)
+
+    at_most = facts["dask_gateway"]["limits_per_user"]["clusters"]
+    try:
+        out = fresh_kernel.run(f"""
+clusters = [gateway.new_cluster() for _ in range({at_most})]
+try:
+    gateway.new_cluster()
+except Exception as e:
+    print(f"{{type(e).__name__}}: {{e}}")
+""", timeout=DASK_TIMEOUT)
+        # The names of the running clusters are random: the guide elides them.
+        assert re.sub(r"starting \([^)]*\)", "starting (...)", out.strip()) == shown_for("too-many-clusters", facts)
+
+        requested = re.search(r"Scale request of (\d+)", guide.error("scale-above-limit").text).group(1)
+        out = fresh_kernel.run(f"""
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    clusters[0].scale({requested})
+for w in caught:
+    print(f"{{w.category.__name__}}: {{w.message}}")
+""", timeout=DASK_TIMEOUT)
+        # The number of workers that fit depends on the cluster's sizes; the words must be the guide's.
+        numbers = re.compile(r"limit of \d+ workers\. Scaling to \d+ instead")
+        masked = "limit of N workers. Scaling to N instead"
+        assert numbers.sub(masked, out.strip()) == numbers.sub(masked, shown_for("scale-above-limit", facts))
+    finally:
+        fresh_kernel.run("for report in gateway.list_clusters():\n    gateway.stop_cluster(report.name)",
+                         timeout=DASK_TIMEOUT)
+
+
+def test_ssh_key_and_user_packages_survive_a_restart(member_server, ctx):
+    """The guide's promises about the home: a key and a `pip install --user` are still there after a restart."""
+    kernel = member_server.kernel()
+    # A key or package from an earlier run would make ssh-keygen ask to overwrite and pip do nothing.
+    kernel.run(guide.as_shell_command(f"rm -f {SSH_KEY} {SSH_KEY}.pub\n"
+                                      "rm -rf ~/.local/lib/python3*/site-packages/humanize*\n"))
+    check("ssh-key", run_example(kernel, "ssh-key", stdin=f"{PASSPHRASE}\n{PASSPHRASE}\n"), ctx)
+    check("pip-user", run_example(kernel, "pip-user", timeout=300), ctx)
+
+    profile = member_server.spawn.profile
+    member_server.stop()
+    member_server.start(profile)
+
+    kernel = member_server.kernel()
+    check("pip-user-import", run_example(kernel, "pip-user-import"), ctx)
+    # Loading the key proves it is the same key, passphrase included; the agent is stopped afterwards.
+    check("ssh-agent", run_example(kernel, "ssh-agent", stdin=f"{PASSPHRASE}\n", after="ssh-agent -k\n"), ctx)
+
+
+def test_workers_lack_user_packages_until_installed_on_them(fresh_kernel, ctx):
+    """The guide says workers do not see `pip install --user` packages, and how to get one onto them."""
+    fresh_kernel.run(guide.as_shell_command(guide.example("pip-user").text), timeout=300)
+    out = fresh_kernel.run("""
+from dask.distributed import Client
+from dask_gateway import Gateway
+import importlib.util
+
+gateway = Gateway()
+cluster = gateway.new_cluster()
+cluster.scale(1)
+client = Client(cluster)
+client.wait_for_workers(1, timeout=300)
+print(client.submit(lambda: importlib.util.find_spec("humanize") is None).result())
+client.close()
+cluster.close()
+""", timeout=DASK_TIMEOUT)
+    assert lines(out)[-1] == "True", f"a Dask worker imports the user's ~/.local package: {out}"
+    check("dask-pip-install", run_example(fresh_kernel, "dask-pip-install", timeout=DASK_TIMEOUT), ctx)
+
+
+FILL = "~/guide-fills-the-home.bin"
+
+
+def test_a_full_home_still_starts(member2_server, facts):
+    """The guide says a server still starts with a full home, so the user can log in and clean up."""
+    if facts["cloud"] != "kind":
+        pytest.skip("fills a home volume to the last byte: only on a throw-away kind cluster (needs kind)")
+    kernel = member2_server.kernel()
+    size = int(kernel.run(guide.as_shell_command("df --output=size -B1 ~ | tail -n 1")).strip())
+    assert size <= 1.1 * facts["notebook"]["home"]["size_gib"] * 2**30, \
+        f"the home is a {size / 2**30:.1f} GiB file system, not a {facts['notebook']['home']['size_gib']} GiB volume"
+    try:
+        out = kernel.run(guide.as_shell_command(
+            f"fallocate -l $(df --output=avail -B1 ~ | tail -n 1) {FILL} || true\n"
+            f"dd if=/dev/zero of={FILL}.rest bs=1M 2>/dev/null || true\n"
+            "df --output=avail -B1 ~ | tail -n 1\n"), timeout=300)
+        assert int(out.strip().splitlines()[-1]) < 2**20, f"the home is not full: {out}"
+        profile = member2_server.spawn.profile
+        member2_server.stop()
+        member2_server.start(profile)
+        usage = run_example(member2_server.kernel(), "home-usage")
+        assert "100%" in lines(usage)[1], f"home-usage does not show a full home:\n{usage}"
+    finally:
+        member2_server.run(guide.as_shell_command(f"rm -f {FILL} {FILL}.rest\n"))

@@ -1,0 +1,75 @@
+"""Storage inside a server: the user's own scratch prefix, nobody else's, and a home that persists."""
+
+import urllib.parse
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.smoke
+
+
+def scratch_of(facts, name):
+    return f"{facts['scratch']['bucket']}/{urllib.parse.quote(name, safe='')}"
+
+
+def test_pangeo_scratch_is_the_users_prefix(member_server, facts):
+    out = member_server.run("import os; print(os.environ['PANGEO_SCRATCH'])").strip()
+    assert out == scratch_of(facts, member_server.name)
+
+
+def test_scratch_write_and_read_with_fsspec(member_server):
+    path_code = f"path = os.environ['PANGEO_SCRATCH'] + '/smoke/{uuid.uuid4().hex}.txt'"
+    out = member_server.run(f"""
+import os, fsspec
+{path_code}
+with fsspec.open(path, "w") as f:
+    f.write("written by the smoke suite")
+with fsspec.open(path) as f:
+    print(f.read().decode())
+fsspec.filesystem(path.split("://")[0]).rm(path)
+""")
+    assert out.strip() == "written by the smoke suite"
+
+
+def test_another_users_prefix_is_refused(member_server, member2_server, facts):
+    # The neighbour writes a file of their own, so that a refused read cannot be a missing object.
+    theirs = f"{scratch_of(facts, member2_server.name)}/smoke/{uuid.uuid4().hex}.txt"
+    member2_server.run(f"""
+import fsspec
+with fsspec.open({theirs!r}, "w") as f:
+    f.write("private")
+""")
+    try:
+        result = member_server.run_json(f"""
+import fsspec, json
+fs = fsspec.filesystem({theirs.split('://')[0]!r}, skip_instance_cache=True)
+outcome = {{}}
+for action, call in (("read", lambda: fs.cat_file({theirs!r})),
+                     ("write", lambda: fs.pipe_file({theirs!r} + ".intruder", b"x"))):
+    try:
+        call()
+        outcome[action] = "allowed"
+    except Exception as e:
+        outcome[action] = f"{{type(e).__name__}}: {{e}}"
+print(json.dumps(outcome))
+""")
+        for action in ("read", "write"):
+            assert result[action] != "allowed", f"{member_server.name} could {action} {theirs}"
+            assert result[action].startswith("PermissionError"), f"{action} failed, but not as refused: {result[action]}"
+    finally:
+        member2_server.run(f"import fsspec; fsspec.filesystem({theirs.split('://')[0]!r}).rm({theirs!r})")
+
+
+def test_home_survives_a_server_restart(member2_server):
+    name = f"smoke-home-{uuid.uuid4().hex}.txt"
+    member2_server.run(f"import pathlib; (pathlib.Path.home() / {name!r}).write_text('still here')")
+    profile = member2_server.spawn.profile
+    member2_server.stop()
+    member2_server.start(profile)
+    out = member2_server.run_json(f"""
+import json, pathlib
+p = pathlib.Path.home() / {name!r}
+print(json.dumps(p.read_text() if p.exists() else None))
+p.unlink(missing_ok=True)
+""")
+    assert out == "still here", f"~/{name} did not survive the restart"
