@@ -43,9 +43,11 @@ $(VENV)/user-requirements.txt: images/pangeo-notebook/environment.yml deployer/i
 	$(DEPLOYER) image requirements > $@.new
 	if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
+# System site-packages on: only then do Python and pip allow user site-packages in a venv, which
+# `pip install --user` (docs/packages.md) needs, as in the image. The venv's own packages still come first.
 $(VENV)/user/.installed: $(VENV)/user-requirements.txt | $(UV)
 	rm -rf $(VENV)/user
-	$(UV) venv --quiet --python $(PYTHON) $(VENV)/user
+	$(UV) venv --quiet --system-site-packages --python $(PYTHON) $(VENV)/user
 	VIRTUAL_ENV=$(VENV)/user $(UV) pip install --quiet -r $<
 	touch $@
 

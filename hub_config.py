@@ -78,6 +78,16 @@ def team_groups(team_names, auth_state):
     return groups
 
 
+def refresh_api_created_user(authenticator, user, auth_state):
+    """oauthenticator's refresh_user_hook: an API-created user (the health check's `smoke_*` users on a
+    live hub) has no GitHub auth state, and the default refresh would refuse every spawn and token of it
+    ("auth has expired"). A name with '_' can never be a GitHub login, so such a user is not a researcher
+    whose team membership lapsed; only an admin can have created it. Everyone else: the default refresh."""
+    if not auth_state and "_" in user.name:
+        return True
+    return None
+
+
 def _authentication(c, facts):
     github = facts["github"]
     c.JupyterHub.authenticator_class = GitHubOAuthenticator
@@ -95,6 +105,7 @@ def _authentication(c, facts):
     # because the hub's database already knows them.
     auth.allow_existing_users = False
     auth.custom_403_message = not_member_message(facts)
+    auth.refresh_user_hook = refresh_api_created_user
     auth.oauth_callback_url = f"{hub_url(facts)}/hub/oauth_callback"
     if github["url"].rstrip("/") != "https://github.com":
         auth.github_url = github["url"].rstrip("/")

@@ -136,7 +136,8 @@ class HubClient:
     def call(self, method, path, expect=(200,), timeout=30, **kwargs):
         reply = self.session.request(method, f"{self.hub_url}/hub/api{path}", timeout=timeout, **kwargs)
         if reply.status_code not in expect:
-            raise RuntimeError(f"{method} /hub/api{path}: HTTP {reply.status_code} (wanted {expect}): {reply.text[:300]}")
+            raise RuntimeError(f"{method} /hub/api{path}: HTTP {reply.status_code} (wanted {expect}): "
+                               f"{reply.text[:300]}")
         return reply
 
     def user(self, name):
@@ -156,3 +157,16 @@ class HubClient:
     def stop_server(self, name, timeout_s=120):
         self.call("DELETE", f"/users/{name}/server", expect=(202, 204, 400))
         wait_for(lambda: self.server(name) is None, f"{name}'s server to stop", timeout_s, interval_s=0.2)
+
+
+def start_stack(make_stack, notes):
+    """make_stack() started; once more if the first start fails (on this shared machine another stack can take a
+    port between the free-port check and the bind). The first failure is kept in `notes`."""
+    from deployer.local.stack import LocalStackError
+
+    try:
+        return make_stack().start()
+    except LocalStackError as e:
+        notes.append(f"the local stack's first start failed, started again: {e}")
+        log(notes[-1])
+        return make_stack().start()

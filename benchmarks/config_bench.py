@@ -68,5 +68,6 @@ def run(reps=5):
     }
     if not result["target"]["met"]:
         with tempfile.TemporaryDirectory() as tmp:
-            result["profile"] = profiling.profile_command(DEV_PY, ["-m", "deployer", "validate"], f"{tmp}/validate.prof")
+            result["profile"] = profiling.profile_command(DEV_PY, ["-m", "deployer", "validate"],
+                                                          f"{tmp}/validate.prof")
     return result

@@ -67,3 +67,28 @@ class ServerWatcher(threading.Thread):
     def stop(self):
         self._halt.set()
         self.join(5)
+
+
+def tagged_process(stack_id, argv_suffix):
+    """Pid of this stack's process whose argv has an element ending in argv_suffix (e.g. "bin/jupyterhub")."""
+    from deployer.local.processes import tagged_pids
+
+    for pid in tagged_pids(stack_id):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(argv_suffix.encode()) for a in argv):
+            return pid
+    return None
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a live process so far, or None."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

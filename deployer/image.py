@@ -31,7 +31,8 @@ DOCKER = "docker"
 # uid of whoever builds (root in CI, which it refuses).
 USER_ID, USER_NAME = 1000, "jovyan"
 # conda-forge names whose PyPI package is named differently; None: not installed with pip locally.
-PIP_NAMES = {"python": None, "pip": None, "jupyterhub-singleuser": "jupyterhub", "netcdf4": "netCDF4"}
+# pip stays: researchers run `pip install --user` in their servers (docs/packages.md), locally too.
+PIP_NAMES = {"python": None, "jupyterhub-singleuser": "jupyterhub", "netcdf4": "netCDF4"}
 # conda-forge versions that PyPI publishes with a further release segment (netCDF4 1.7.5 -> 1.7.5.1.post1)
 PIP_VERSION_PREFIX = {"netcdf4"}
 

@@ -86,7 +86,6 @@ def _services(c, runtime, ports, paths):
         "cwd": paths["gateway"],
         "environment": {
             "PANGEO_LOCAL_RUNTIME": paths["runtime"],
-            "PYTHONPATH": runtime["repo"],
             # Schedulers and workers inherit PATH: `dask scheduler` must be the notebook environment's.
             "PATH": f"{paths['user_venv']}/bin:/usr/local/bin:/usr/bin:/bin",
         },

@@ -3,10 +3,13 @@
 Processes that ours start in turn (user servers, kernels, the proxy, Dask schedulers and workers) are in
 sessions of their own too, so signals to our process groups do not reach them. Every one of them carries
 STACK_ID_VAR=<this stack's id> in its environment (the hub and gateway layers pass it on), and `sweep`
-finds them by it: that is how a stop leaves no orphan, even after a crash.
+finds them by it: that is how a stop leaves no orphan. If the launcher itself is killed, our direct
+children get SIGTERM from the kernel (PR_SET_PDEATHSIG) and stop theirs; the next start on the same data
+directory sweeps whatever a crash left.
 """
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -17,6 +20,16 @@ import urllib.request
 from pathlib import Path
 
 STACK_ID_VAR = "PANGEO_LOCAL_STACK_ID"
+_PR_SET_PDEATHSIG = 1
+
+
+def _prepare_child():
+    """In the child before exec: SIGTERM when the process (thread) that started it dies, even by SIGKILL,
+    so a killed launcher or test run still lets the hub stop its servers and services. And SIGINT back to
+    its default: a launcher started in the background by a shell ignores SIGINT, every descendant would
+    inherit that, and the hub stops its services (the idle culler) with SIGINT, waiting 10 s for each."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port():
@@ -43,7 +56,8 @@ class Process:
         self._deadline = None
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(self.cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                                          stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=_prepare_child)
 
     @property
     def pid(self):

@@ -5,6 +5,8 @@
 
 State (hub database, homes, scratch objects, the crypt key and other development secrets) lives in
 data_dir and survives restarts. Secrets there are generated on first start and never leave the machine.
+Call start() from a thread that outlives the stack (e.g. the main thread): the processes it starts get
+SIGTERM when that thread ends (processes._prepare_child), so a killed test run leaves nothing behind.
 """
 
 import copy

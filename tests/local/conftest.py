@@ -9,15 +9,12 @@ from tests.smoke.login import standin_login
 from tests.smoke.report import record
 from tests.smoke.target import Target
 
-# Production timeouts are too long for a test run; only what the suite waits for is shortened.
-OVERRIDES = {"dask_gateway": {"idle_timeout_minutes": {"default": 0.5}}}
-
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory):
     from deployer.local.stack import LocalStack
 
-    stack = LocalStack(tmp_path_factory.mktemp("local-stack"), port=0, overrides=OVERRIDES)
+    stack = LocalStack(tmp_path_factory.mktemp("local-stack"), port=0)
     started = time.monotonic()
     try:
         stack.start()

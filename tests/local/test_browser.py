@@ -54,9 +54,13 @@ def sign_in(page, hub_url, username):
 
 def test_member_signs_in_picks_a_size_and_gets_jupyterlab(page, local_stack):
     hub_url, member, facts = local_stack.hub_url, local_stack.users["member"], local_stack.facts
-    server = UserServer(HubAPI(hub_url, local_stack.api_token), member)
-    if server.hub.ensure_user(member)["servers"].get(""):
-        server.stop()  # the browser must see the profile page, which a running server skips
+    hub = HubAPI(hub_url, local_stack.api_token)
+
+    def stop_server():
+        if (hub.user(member) or {}).get("servers", {}).get(""):
+            UserServer(hub, member).stop()
+
+    stop_server()  # the browser must see the profile page, which a running server skips
     try:
         page.goto(f"{hub_url}/hub/login")
         page.get_by_text("Sign in with GitHub").wait_for()
@@ -74,6 +78,7 @@ def test_member_signs_in_picks_a_size_and_gets_jupyterlab(page, local_stack):
         page.screenshot(path=ARTIFACTS / "03-profiles.png", full_page=True)
 
         chosen = radios.nth(radios.count() - 1)
+        chosen_slug = chosen.get_attribute("value")
         chosen.check()
         page.locator('form#spawn_form [type="submit"], form [type="submit"]').first.click()
         page.wait_for_url(re.compile(r"/hub/spawn-pending/"), timeout=SPAWN_TIMEOUT_MS)
@@ -84,8 +89,10 @@ def test_member_signs_in_picks_a_size_and_gets_jupyterlab(page, local_stack):
         page.locator(".jp-Launcher").first.wait_for(timeout=SPAWN_TIMEOUT_MS)
         record("browser: picker click to JupyterLab launcher", time.monotonic() - started)
         page.screenshot(path=ARTIFACTS / "05-jupyterlab.png")
+        server = hub.user(member)["servers"][""]
+        assert server["user_options"].get("profile") == chosen_slug, f"picked {chosen_slug}, the hub started {server}"
     finally:
-        server.stop()
+        stop_server()
 
 
 def test_outsider_ends_on_the_friendly_page(page, local_stack):

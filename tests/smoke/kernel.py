@@ -55,10 +55,16 @@ class Kernel:
         idle = replied = False
         while not (idle and replied):
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no result from the kernel within {timeout} s for:\n{code}\nstdout so far:\n{''.join(stdout)}")
-            self.ws.settimeout(remaining)
-            msg = json.loads(self.ws.recv())
+            try:
+                if remaining <= 0:
+                    raise websocket.WebSocketTimeoutException()
+                self.ws.settimeout(remaining)
+                msg = json.loads(self.ws.recv())
+            except websocket.WebSocketTimeoutException:
+                # Interrupted, so that the kernel can run the next code instead of queueing it behind this.
+                requests.post(self.server_url + f"api/kernels/{self.id}/interrupt", headers=self.headers, timeout=30)
+                raise TimeoutError(f"no result from the kernel within {timeout} s for:\n{code}\n"
+                                   f"--- stdout so far ---\n{''.join(stdout)}\n--- stderr ---\n{''.join(stderr)}") from None
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]

@@ -394,3 +394,24 @@ def test_cli_exit_codes(capsys):
     assert "name a cluster" in capsys.readouterr().err
     assert deploy.cli("deploy", "gcp-nowhere") == 1
     assert "[gcp-nowhere] validate:" in capsys.readouterr().err
+
+
+def test_the_hub_lets_the_health_checks_users_spawn_without_a_github_login(all_facts):
+    """On a live hub the suite's users are made through the API: they have no GitHub auth state, and
+    oauthenticator's refresh would refuse their spawns unless hub_config's hook lets them through."""
+    import types
+
+    from traitlets.config import Config
+
+    import hub_config
+
+    c = Config()
+    hub_config.configure(c, all_facts["gcp-us-central1b"])
+    hook = c.GitHubOAuthenticator.refresh_user_hook
+    for pair in deploy.HEALTH_USERS.split(","):
+        name = pair.split("=")[1]
+        assert "_" in name, f"{name} could be a GitHub login"
+        assert hook(None, types.SimpleNamespace(name=name), None) is True
+    # a researcher (never an underscore) gets the default refresh, with or without auth state
+    assert hook(None, types.SimpleNamespace(name="alice"), None) is None
+    assert hook(None, types.SimpleNamespace(name="smoke_member"), {"access_token": "t"}) is None

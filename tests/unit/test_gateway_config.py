@@ -230,9 +230,10 @@ def test_idle_timeout_may_be_shortened_not_raised():
 
 
 def test_a_worker_too_big_for_the_users_share_is_refused():
-    """local: 40 GiB and 8 cores shared by 2 clusters; a 4-core worker leaves no room for the scheduler."""
+    """8 cores shared by 2 clusters: a 4-core worker (the largest local size) leaves no room for the scheduler."""
     facts = load("local")
     limits = facts["dask_gateway"]["limits_per_user"]
+    limits["cores"] = 8
     share = limits["cores"] / limits["clusters"]
     message = refusal(backend_for(facts), {"worker_cores": share})
     assert message.startswith(f"worker_cores={share:g} cores does not fit in one cluster: each of your clusters may "

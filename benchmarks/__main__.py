@@ -1,0 +1,105 @@
+"""`python -m benchmarks` (`make bench`): run the benchmarks, write results.json and RESULTS.md here.
+
+Every stack it starts binds 127.0.0.1 only, lives in a temporary directory, and is stopped (with everything
+it started) before the next one, even after a failure.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import config_bench, gateway_bench, make_test, report, spawn_bench, storm
+from .common import REPO, log, machine, rounded, start_stack
+
+OUT = REPO / "benchmarks"
+ALL = ("config", "spawn", "gateway", "storm", "make_test")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    parser.add_argument("--spawn-reps", type=int, default=5)
+    parser.add_argument("--gateway-reps", type=int, default=3)
+    parser.add_argument("--config-reps", type=int, default=5)
+    parser.add_argument("--storm-users", type=int, default=storm.STORM_USERS)
+    parser.add_argument("--storm-server", choices=("light", "real"), default="light",
+                        help="light: benchmarks/light_server.py; real: jupyterhub-singleuser (CPU-heavy)")
+    parser.add_argument("--make-test", action="store_true", default=os.environ.get("BENCH_MAKE_TEST") == "1",
+                        help="also run `make test` (minutes) and record its wall time (env BENCH_MAKE_TEST=1)")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="keep the stacks' data directories (logs, py-spy samples) and say where")
+    parser.add_argument("--out", type=Path, default=OUT, help="where results.json and RESULTS.md go")
+    args = parser.parse_args(argv)
+    wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(ALL))
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)}; choose among {', '.join(ALL)}")
+
+    started = time.monotonic()
+    results = {"machine": machine(), "benchmarks": {}}
+    scratch = Path(tempfile.mkdtemp(prefix="pangeo-bench-"))
+    try:
+        if "config" in wanted:
+            _run(results, "config", lambda: config_bench.run(args.config_reps))
+        if {"spawn", "gateway"} & set(wanted):
+            _with_stack(results, wanted, scratch / "stack", args)
+        if "storm" in wanted:
+            _run(results, "storm", lambda: storm.run(scratch / "storm", users=args.storm_users,
+                                                      light=args.storm_server == "light"))
+        if "make_test" in wanted:
+            _run(results, "make_test", make_test.measure if args.make_test else make_test.recorded)
+    finally:
+        if args.keep_data:
+            log(f"kept the stacks' data in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    results["duration_s"] = time.monotonic() - started
+    results = rounded(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (args.out / "RESULTS.md").write_text(report.markdown(results))
+    log(f"done in {results['duration_s']:.0f} s: {args.out / 'RESULTS.md'}, {args.out / 'results.json'}")
+    print(report.summary_table(results))
+    return 1 if any("error" in r for r in results["benchmarks"].values()) else 0
+
+
+def _with_stack(results, wanted, data_dir, args):
+    from deployer.local.stack import LocalStack, LocalStackError
+
+    log("starting the local stack for the spawn and gateway benchmarks")
+    notes = results.setdefault("notes", [])
+    try:
+        stack = start_stack(lambda: LocalStack(data_dir, port=0), notes)
+    except (LocalStackError, OSError) as e:
+        for name in ("spawn", "gateway"):
+            if name in wanted:
+                results["benchmarks"][name] = {"error": f"the local stack did not start: {e}"}
+        return
+    try:
+        results["stack_start_s"] = stack.timings.get("start_s")
+        if "spawn" in wanted:
+            _run(results, "spawn", lambda: spawn_bench.run(stack, reps=args.spawn_reps))
+        if "gateway" in wanted:
+            _run(results, "gateway", lambda: gateway_bench.run(stack, reps=args.gateway_reps))
+    finally:
+        stack.stop()
+
+
+def _run(results, name, func):
+    log(f"{name}: running")
+    began = time.monotonic()
+    try:
+        results["benchmarks"][name] = func()
+    except Exception as e:  # one failing benchmark must not lose the others' figures
+        results["benchmarks"][name] = {"error": f"{type(e).__name__}: {e}"}
+        log(f"{name}: FAILED: {type(e).__name__}: {e}")
+    results["benchmarks"][name]["bench_s"] = time.monotonic() - began
+
+
+if __name__ == "__main__":
+    sys.exit(main())
