@@ -78,13 +78,30 @@ def fresh_kernel(member_server):
         yield kernel
 
 
-@pytest.mark.parametrize("page", ["getting-started.md", "home.md", "scratch.md", "data.md"])
-def test_page_examples(page, fresh_kernel, ctx):
-    """The pages whose examples need nothing but a running server, in reading order, in one kernel."""
+# Examples that need more than a running server (a passphrase typed, a restart, a Dask cluster) have tests of
+# their own below; every other example runs with its page. tests/unit/test_guide_docs.py checks this covers all.
+OWN_TESTS = {"ssh-key", "ssh-agent", "dask-adaptive", "dask-options", "dask-cleanup", "pip-user", "pip-user-import",
+             "dask-pip-install"}
+SERVER_PAGES = ("getting-started.md", "home.md")
+BUCKET_PAGES = ("scratch.md", "data.md")  # these also need the scratch bucket
+RUN_BY_PAGE = SERVER_PAGES + BUCKET_PAGES
+
+
+def run_page(page, kernel, ctx):
+    """A page's examples, in reading order, in one kernel."""
     for block in guide.examples(page):
-        if block.name in ("ssh-key", "ssh-agent"):
-            continue  # need a passphrase typed and a restart: test_ssh_key_survives_a_restart
-        check(block.name, run_example(fresh_kernel, block.name), ctx)
+        if block.name not in OWN_TESTS:
+            check(block.name, run_example(kernel, block.name), ctx)
+
+
+@pytest.mark.parametrize("page", SERVER_PAGES)
+def test_page_examples(page, fresh_kernel, ctx):
+    run_page(page, fresh_kernel, ctx)
+
+
+@pytest.mark.parametrize("page", BUCKET_PAGES)
+def test_bucket_page_examples(page, fresh_kernel, ctx):
+    run_page(page, fresh_kernel, ctx)
 
 
 def test_home_usage_reports_the_home_disk(fresh_kernel, facts):
@@ -145,11 +162,13 @@ except Exception as e:
     assert out.strip() == shown_for("option-above-limit", facts)
 
     at_most = facts["dask_gateway"]["limits_per_user"]["clusters"]
+    # gateway.submit() is what new_cluster() does first, without connecting a client to each scheduler:
+    # the same requests and messages, a fraction of the threads on a busy machine.
     try:
         out = fresh_kernel.run(f"""
-clusters = [dask_gateway.Gateway().new_cluster() for _ in range({at_most})]
+names = [gateway.submit() for _ in range({at_most})]
 try:
-    dask_gateway.Gateway().new_cluster()
+    gateway.submit()
 except Exception as e:
     print(f"{{type(e).__name__}}: {{e}}")
 """, timeout=DASK_TIMEOUT)
@@ -158,10 +177,14 @@ except Exception as e:
 
         requested = re.search(r"Scale request of (\d+)", guide.error("scale-above-limit").text).group(1)
         out = fresh_kernel.run(f"""
-import warnings
+import time, warnings
+deadline = time.monotonic() + 300
+while gateway.get_cluster(names[0]).status.name != "RUNNING":
+    assert time.monotonic() < deadline, f"cluster {{names[0]}} not running after 300 s"
+    time.sleep(0.5)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    clusters[0].scale({requested})
+    gateway.scale_cluster(names[0], {requested})
 for w in caught:
     print(f"{{w.category.__name__}}: {{w.message}}")
 """, timeout=DASK_TIMEOUT)
@@ -170,8 +193,8 @@ for w in caught:
         masked = "limit of N workers. Scaling to N instead"
         assert numbers.sub(masked, out.strip()) == numbers.sub(masked, shown_for("scale-above-limit", facts))
     finally:
-        fresh_kernel.run("gateway = dask_gateway.Gateway()\nfor report in gateway.list_clusters():\n"
-                         "    gateway.stop_cluster(report.name)", timeout=DASK_TIMEOUT)
+        fresh_kernel.run("for report in gateway.list_clusters():\n    gateway.stop_cluster(report.name)",
+                         timeout=DASK_TIMEOUT)
 
 
 def restart(server):
@@ -261,10 +284,7 @@ def test_a_full_home_still_starts(member2_server, facts):
             f"dd if=/dev/zero of={FILL}.rest bs=1M 2>/dev/null || true\n"
             "df --output=avail -B1 ~ | tail -n 1\n"), timeout=300)
         assert int(out.strip().splitlines()[-1]) < 2**20, f"the home is not full: {out}"
-        profile = member2_server.spawn.profile
-        member2_server.stop()
-        member2_server.start(profile)
-        usage = run_example(member2_server.kernel(), "home-usage")
+        usage = run_example(restart(member2_server), "home-usage")
         assert "100%" in lines(usage)[1], f"home-usage does not show a full home:\n{usage}"
     finally:
         member2_server.run(guide.as_shell_command(f"rm -f {FILL} {FILL}.rest\n"))

@@ -5,6 +5,8 @@ import uuid
 
 import pytest
 
+from .report import record
+
 pytestmark = pytest.mark.smoke
 
 
@@ -65,7 +67,8 @@ def test_home_survives_a_server_restart(member2_server):
     member2_server.run(f"import pathlib; (pathlib.Path.home() / {name!r}).write_text('still here')")
     profile = member2_server.spawn.profile
     member2_server.stop()
-    member2_server.start(profile)
+    spawn = member2_server.start(profile)
+    record(f"spawn member2 again ({member2_server.name}, same home)", spawn.seconds)
     out = member2_server.run_json(f"""
 import json, pathlib
 p = pathlib.Path.home() / {name!r}

@@ -181,7 +181,9 @@ def test_links_between_pages_resolve():
                 assert anchor[1:] in {slug(h) for h in headings}, f"docs/{page}: no heading for {linked}{anchor}"
 
 
-def test_every_example_has_a_smoke_check():
-    from tests.smoke.test_guide import CHECKS
+def test_every_example_is_run_and_checked_by_the_smoke_suite():
+    from tests.smoke.test_guide import CHECKS, OWN_TESTS, RUN_BY_PAGE
 
     assert set(CHECKS) == {block.name for block in guide.examples()}, "tests/smoke/test_guide.py CHECKS"
+    for block in guide.examples():
+        assert block.name in OWN_TESTS or block.page in RUN_BY_PAGE, f"{block.where}: no smoke test runs {block.name}"
