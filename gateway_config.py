@@ -243,10 +243,15 @@ def option_types():
     """
 
     class OptionFloat(gateway_options.Float):
-        # No min/max in the published spec: the client would refuse first, with a terser message.
         def __init__(self, field, default, maximum, unit, label, why):
             self.maximum, self.unit, self.why = maximum, unit, why
             super().__init__(field, default=default, label=label)
+
+        def json_type_spec(self):
+            # Published so that the client refuses a value past the maximum when it is set, before any
+            # request: the dask-gateway 2026.3.0 client stops its event loop after repeated refusals by the
+            # server in one process, which hangs the researcher's session. The server still checks (below).
+            return {"type": "float", "min": 0.0, "max": float(self.maximum)}
 
         def validate(self, x):
             x = super().validate(x)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import urllib.parse
 from collections import defaultdict
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -31,7 +30,8 @@ GIB = 2**30
 CHART_IMAGE = "registry.example/pangeo-notebook:0123abcd"
 # A user name that needs escaping in a URL path (space, slash, non-ASCII, @).
 ODD_USER = "Jöhn Doe/@x"
-SERVER_REQUIREMENTS = Path("/work/shared/schemas/dask-gateway-2026.3.0.server-image-requirements.txt")
+# The server image's frozen requirements (requirements/gateway-image.txt: upstream's list, less the server itself).
+SERVER_REQUIREMENTS = REPO / "requirements" / "gateway-image.txt"
 USER_PYTHON = REPO / ".venv" / "user" / "bin" / "python"
 KUBERNETES_VERSION = "1.28.0"
 # Names the dask-gateway chart 2026.3.0 defines at the top level of the dask_gateway_config.py into which it
@@ -98,6 +98,25 @@ def test_options_come_from_the_sizes_table(name):
     new_cluster_config(backend, {"worker_memory": largest["memory_gib"]["limit"] / 2})
     assert "at most" in refusal(backend, {"worker_memory": largest["memory_gib"]["limit"] + 0.5})
     assert "at most" in refusal(backend, {"worker_cores": largest["cpu"]["limit"] + 0.5})
+
+
+def test_the_client_refuses_a_value_past_the_maximum_before_any_request():
+    """The published spec carries the maximum, so the notebook's dask_gateway client refuses it on assignment
+    (repeated refusals by the server hang the 2026.3.0 client's event loop)."""
+    if not USER_PYTHON.is_file():
+        pytest.skip(f"needs the notebook environment {USER_PYTHON} (make setup)")
+    facts = load("gcp-us-central1b")
+    spec = asyncio.run(backend_for(facts).get_cluster_options(User("alice"))).get_specification()
+    largest = sizes(facts)[-1]["memory_gib"]["limit"]
+    script = (
+        "import json, sys\nfrom dask_gateway.options import Options\n"
+        "options = Options._from_spec(json.loads(sys.stdin.read()))\n"
+        f"options.worker_memory = {largest}\n"
+        "try:\n    options.worker_memory = 1000\nexcept ValueError as e:\n    print(e)\n"
+    )
+    result = subprocess.run([str(USER_PYTHON), "-c", script], input=json.dumps(spec), capture_output=True,
+                            text=True, check=True, timeout=60)
+    assert result.stdout.strip() == f"worker_memory must be <= {largest:f}, got 1000.0"
 
 
 @pytest.mark.parametrize("name", CLUSTERS)
@@ -440,11 +459,10 @@ def test_module_top_level_is_safe_to_inline():
 
 
 def test_imports_only_what_the_gateway_server_image_has():
-    if not SERVER_REQUIREMENTS.is_file():
-        pytest.skip(f"needs {SERVER_REQUIREMENTS} (the server image's frozen requirements)")
     pinned = {re.split(r"[=@ ]", line)[0].strip().lower().replace("-", "_")
               for line in SERVER_REQUIREMENTS.read_text().splitlines() if line and not line.startswith((" ", "#"))}
-    assert "dask_gateway_server" in pinned and "traitlets" in pinned
+    assert "traitlets" in pinned
+    pinned.add("dask_gateway_server")  # the image's own package
     tree = ast.parse((REPO / "gateway_config.py").read_text())
     imported = set()
     for node in ast.walk(tree):

@@ -32,7 +32,6 @@ from deployer import facts, values
 
 CLUSTERS = facts.cluster_names()
 PRODUCTION = [name for name in CLUSTERS if facts.read_yaml(facts.cluster_file(name))["stage"] == "production"]
-HUB_IMAGE_REQUIREMENTS = "z2jh-4.4.0.hub-image-requirements.txt"
 
 
 def configured(cluster_facts, c=None):
@@ -396,14 +395,8 @@ def test_the_chart_mounts_the_templates_beside_hub_config(all_facts):
 # ---- what hub_config.py may import ------------------------------------------------------------------------
 
 def hub_image_requirements():
-    """The hub image's frozen requirements: the repo's copy where there is one, else ../shared/schemas/."""
-    candidates = (facts.REPO / "helm" / "upstream-schemas" / HUB_IMAGE_REQUIREMENTS,
-                  facts.REPO / "requirements" / "hub-image.txt",
-                  facts.REPO.parent / "shared" / "schemas" / HUB_IMAGE_REQUIREMENTS)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    pytest.fail(f"the hub image's requirements are missing: none of {', '.join(map(str, candidates))}")
+    """The hub image's frozen requirements (z2jh 4.4.0 images/hub/requirements.txt), kept in requirements/."""
+    return facts.REPO / "requirements" / "hub-image.txt"
 
 
 def _normalized(name):
