@@ -125,40 +125,6 @@ def log(message):
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-class HubClient:
-    """The hub's REST API with the stack's admin token."""
-
-    def __init__(self, hub_url, token):
-        self.hub_url = hub_url.rstrip("/")
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"token {token}"
-
-    def call(self, method, path, expect=(200,), timeout=30, **kwargs):
-        reply = self.session.request(method, f"{self.hub_url}/hub/api{path}", timeout=timeout, **kwargs)
-        if reply.status_code not in expect:
-            raise RuntimeError(f"{method} /hub/api{path}: HTTP {reply.status_code} (wanted {expect}): "
-                               f"{reply.text[:300]}")
-        return reply
-
-    def user(self, name):
-        reply = self.call("GET", f"/users/{name}", expect=(200, 404))
-        return reply.json() if reply.status_code == 200 else None
-
-    def ensure_user(self, name):
-        return self.user(name) or self.call("POST", f"/users/{name}", expect=(201,)).json()
-
-    def server(self, name):
-        return ((self.user(name) or {}).get("servers") or {}).get("")
-
-    def user_token(self, name, note="benchmark"):
-        body = {"note": note, "expires_in": 3600}
-        return self.call("POST", f"/users/{name}/tokens", json=body, expect=(200, 201)).json()["token"]
-
-    def stop_server(self, name, timeout_s=120):
-        self.call("DELETE", f"/users/{name}/server", expect=(202, 204, 400))
-        wait_for(lambda: self.server(name) is None, f"{name}'s server to stop", timeout_s, interval_s=0.2)
-
-
 def start_stack(make_stack, notes):
     """make_stack() started; once more if the first start fails (on this shared machine another stack can take a
     port between the free-port check and the bind). The first failure is kept in `notes`."""

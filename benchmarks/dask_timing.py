@@ -29,6 +29,21 @@ def compute(client):
         raise RuntimeError(f"wrong result {total}")
 
 
+def timed_work(client, started, created, close):
+    """The same steps after either cluster exists: wait for the workers, compute twice, close; the times."""
+    client.wait_for_workers(WORKERS, timeout=TIMEOUT_S)
+    workers = time.monotonic()
+    compute(client)
+    ready = time.monotonic()
+    compute(client)
+    again = time.monotonic()
+    client.close()
+    for step in close:
+        step()
+    return {"ready_s": ready - started, "cluster_s": created - started, "workers_s": workers - created,
+            "compute_s": ready - workers, "compute_again_s": again - ready, "shutdown_s": time.monotonic() - again}
+
+
 def gateway_run():
     from dask_gateway import Gateway
 
@@ -37,18 +52,7 @@ def gateway_run():
     cluster = gateway.new_cluster()
     created = time.monotonic()
     cluster.scale(WORKERS)
-    client = cluster.get_client()
-    client.wait_for_workers(WORKERS, timeout=TIMEOUT_S)
-    workers = time.monotonic()
-    compute(client)
-    ready = time.monotonic()
-    compute(client)
-    again = time.monotonic()
-    client.close()
-    cluster.shutdown()
-    gateway.close()
-    return {"ready_s": ready - started, "cluster_s": created - started, "workers_s": workers - created,
-            "compute_s": ready - workers, "compute_again_s": again - ready, "shutdown_s": time.monotonic() - again}
+    return timed_work(cluster.get_client(), started, created, close=[cluster.shutdown, gateway.close])
 
 
 def local_run():
@@ -59,17 +63,7 @@ def local_run():
     cluster = LocalCluster(n_workers=WORKERS, processes=True, threads_per_worker=1, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0")
     created = time.monotonic()
-    client = Client(cluster)
-    client.wait_for_workers(WORKERS, timeout=TIMEOUT_S)
-    workers = time.monotonic()
-    compute(client)
-    ready = time.monotonic()
-    compute(client)
-    again = time.monotonic()
-    client.close()
-    cluster.close()
-    return {"ready_s": ready - started, "cluster_s": created - started, "workers_s": workers - created,
-            "compute_s": ready - workers, "compute_again_s": again - ready, "shutdown_s": time.monotonic() - again}
+    return timed_work(Client(cluster), started, created, close=[cluster.close])
 
 
 def main(modes):

@@ -10,8 +10,10 @@ process (dask_timing.py); the median counts. Shutdown is timed apart and not in 
 import json
 import subprocess
 
+from tests.smoke.hub import HubAPI
+
 from . import procs, profiling
-from .common import REPO, USER_PY, HubClient, log, median, ratio
+from .common import REPO, USER_PY, log, median, ratio
 
 TARGET = 1.2
 HERE = REPO / "benchmarks"
@@ -38,7 +40,7 @@ def _notebook_environment(stack, token):
 def run(stack, reps=3):
     from tests.smoke.login import standin_login
 
-    hub = HubClient(stack.hub_url, stack.api_token)
+    hub = HubAPI(stack.hub_url, stack.api_token)
     user = stack.users["member"]
     # The hub refuses tokens of users whose GitHub auth it cannot refresh (never logged in): log in first.
     standin_login(stack.hub_url, user)

@@ -13,8 +13,10 @@ noticing the server (its HTTP check) and adding the proxy route.
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.smoke.hub import HubAPI
+
 from . import procs
-from .common import HubClient, http_ok, log, median, ratio, start_process, stop_process, wait_for
+from .common import http_ok, log, median, ratio, start_process, stop_process, wait_for
 
 TARGET = 1.05
 SPAWN_TIMEOUT_S = 120
@@ -24,8 +26,8 @@ def hub_spawn(hub, user, profile, tag):
     watcher = procs.ServerWatcher(user, *tag)
     watcher.start()
     started = time.monotonic()
-    reply = hub.call("POST", f"/users/{user}/server", json={"profile": profile}, expect=(201, 202),
-                     timeout=SPAWN_TIMEOUT_S)
+    reply = hub.request("POST", f"/users/{user}/server", json={"profile": profile}, expect=(201, 202),
+                        timeout=SPAWN_TIMEOUT_S)
     if reply.status_code == 202:
         wait_for(lambda: (hub.server(user) or {}).get("ready"), f"{user}'s server", SPAWN_TIMEOUT_S, 0.05)
     ready = time.monotonic()
@@ -59,7 +61,7 @@ def run(stack, reps=5):
     from deployer.local.processes import STACK_ID_VAR, free_port
     from tests.smoke.login import standin_login
 
-    hub = HubClient(stack.hub_url, stack.api_token)
+    hub = HubAPI(stack.hub_url, stack.api_token)
     user = stack.users["member"]
     profile = stack.facts["notebook"]["sizes"][0]
     tag = (STACK_ID_VAR, stack.stack_id)

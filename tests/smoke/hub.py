@@ -36,6 +36,18 @@ class HubAPI:
         """The user's model; created first if the hub does not know them yet (they never logged in)."""
         return self.user(name) or self.request("POST", f"/users/{name}", expect=(201,)).json()
 
+    def server(self, name):
+        """The model of the user's default server, or None when it is not running."""
+        return ((self.user(name) or {}).get("servers") or {}).get("")
+
+    def stop_server(self, name, timeout=120):
+        self.request("DELETE", f"/users/{name}/server", expect=(202, 204, 400))
+        deadline = time.monotonic() + timeout
+        while self.server(name):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name}'s server still there {timeout} s after the stop request")
+            time.sleep(0.25)
+
     def user_token(self, name, note="smoke test"):
         """A short-lived token of `name`, with the user's own permissions."""
         body = {"note": note, "expires_in": 3600}
@@ -119,7 +131,7 @@ class UserServer:
         raise AssertionError(f"no progress stream for {self.name} within {SPAWN_TIMEOUT} s")
 
     def _ready(self):
-        server = self.hub.user(self.name)["servers"].get("")
+        server = self.hub.server(self.name)
         return bool(server and server.get("ready"))
 
     def wait_ready(self, timeout=SPAWN_TIMEOUT):
@@ -131,12 +143,7 @@ class UserServer:
 
     def stop(self, timeout=120):
         self._close_kernel()
-        self.hub.request("DELETE", f"/users/{self.name}/server", expect=(202, 204, 400))
-        deadline = time.monotonic() + timeout
-        while self.hub.user(self.name)["servers"].get(""):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}'s server still there {timeout} s after the stop request")
-            time.sleep(0.25)
+        self.hub.stop_server(self.name, timeout)
 
     def kernel(self):
         """The server's kernel (started on first use, again after a restart); variables persist between calls."""
