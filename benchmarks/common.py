@@ -1,11 +1,8 @@
 """Shared helpers: statistics, the machine's description, small HTTP and process utilities."""
 
-import contextlib
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -98,27 +95,6 @@ def http_ok(url, timeout=2.0, **kwargs):
         return requests.get(url, timeout=timeout, allow_redirects=False, **kwargs).status_code == 200
     except requests.RequestException:
         return False
-
-
-def start_process(cmd, log_path, env=None, cwd=None):
-    """A child in its own session (so stop_process reaches everything it starts), logging to a file."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([str(a) for a in cmd], env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_process(popen, grace_s=10.0):
-    if popen.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGTERM)
-        try:
-            popen.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(popen.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        popen.wait(5)
 
 
 def log(message):

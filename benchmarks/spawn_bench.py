@@ -13,10 +13,11 @@ noticing the server (its HTTP check) and adding the proxy route.
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+from deployer.local.processes import Process
 from tests.smoke.hub import HubAPI
 
 from . import procs
-from .common import http_ok, log, median, ratio, start_process, stop_process, wait_for
+from .common import http_ok, log, median, ratio, wait_for
 
 TARGET = 1.05
 SPAWN_TIMEOUT_S = 120
@@ -46,15 +47,14 @@ def bare_start(argv, env, cwd, port, log_path):
     env = dict(env, JUPYTERHUB_SERVICE_URL=urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}")))
     api = f"http://127.0.0.1:{port}{parts.path.rstrip('/')}/api"
     started = time.monotonic()
-    process = start_process(argv, log_path, env=env, cwd=cwd)
+    process = Process("the server started by hand", argv, log_path, env=env, cwd=cwd)
     try:
-        wait_for(lambda: process.poll() is not None or http_ok(api, timeout=1.0), "the server started by hand",
-                 SPAWN_TIMEOUT_S)
-        if process.poll() is not None:
-            raise RuntimeError(f"the server started by hand exited ({process.returncode}); see {log_path}")
+        wait_for(lambda: process.exited() or http_ok(api, timeout=1.0), process.name, SPAWN_TIMEOUT_S)
+        if process.exited():
+            raise RuntimeError(f"{process.name} exited ({process.popen.returncode}); see {log_path}")
         return time.monotonic() - started
     finally:
-        stop_process(process)
+        process.stop()
 
 
 def run(stack, reps=5):

@@ -9,7 +9,6 @@ Call start() from a thread that outlives the stack (e.g. the main thread): the p
 SIGTERM when that thread ends (processes._prepare_child), so a killed test run leaves nothing behind.
 """
 
-import copy
 import fcntl
 import json
 import os
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from deployer import facts as facts_module
+from deployer.values import deep_merge
 from deployer.local import processes, scratch
 from deployer.local.processes import STACK_ID_VAR, Process, free_port, http_status, port_free, wait_until
 
@@ -48,16 +48,6 @@ SECRET_NAMES = ("crypt_key", "standin_token_key", "scratch", "scratch_admin", "g
 
 class LocalStackError(Exception):
     """Why the stack could not start, in one line an operator can act on."""
-
-
-def deep_merge(base, override):
-    merged = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def missing_tools():

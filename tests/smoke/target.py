@@ -1,6 +1,7 @@
 """The hub the smoke suite tests: whatever runs it (local stack, kind, a live deploy) hands one over."""
 
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -11,6 +12,12 @@ from .login import standin_login
 ROLES = ("member", "member2", "admin", "outsider")
 # The GitHub stand-in's own users (deployer/local), used when SMOKE_USERS does not name others.
 STANDIN_USERS = {"member": "alice", "member2": "bob", "admin": "ada", "outsider": "eve"}
+
+
+def scratch_of(facts, name):
+    """What PANGEO_SCRATCH must be for user `name`: written out here, not taken from hub_config, so the
+    suite checks the promise rather than the code that keeps it."""
+    return f"{facts['scratch']['bucket']}/{urllib.parse.quote(name, safe='')}"
 
 
 @dataclass

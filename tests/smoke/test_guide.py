@@ -7,13 +7,13 @@ as in a JupyterLab terminal.
 """
 
 import re
-import urllib.parse
 
 import pytest
 
 from deployer import facts as cluster_facts
 from tests.smoke import guide
 from tests.smoke.kernel import Kernel, KernelError
+from tests.smoke.target import scratch_of
 
 pytestmark = pytest.mark.smoke
 
@@ -21,10 +21,6 @@ pytestmark = pytest.mark.smoke
 PASSPHRASE = "correct horse battery staple"
 SSH_KEY = "~/.ssh/id_pangeo_github"
 DASK_TIMEOUT = 600  # a cluster on Kubernetes waits for pods, maybe for a node
-
-
-def scratch_of(facts, name):
-    return f"{facts['scratch']['bucket']}/{urllib.parse.quote(name, safe='')}"
 
 
 def largest_worker(facts, resource):

@@ -1,17 +1,13 @@
 """Storage inside a server: the user's own scratch prefix, nobody else's, and a home that persists."""
 
-import urllib.parse
 import uuid
 
 import pytest
 
 from .report import record
+from .target import scratch_of
 
 pytestmark = pytest.mark.smoke
-
-
-def scratch_of(facts, name):
-    return f"{facts['scratch']['bucket']}/{urllib.parse.quote(name, safe='')}"
 
 
 def test_pangeo_scratch_is_the_users_prefix(member_server, facts):

@@ -13,7 +13,8 @@ from tornado import web
 from deployer import facts as facts_module
 from deployer.local import scratch, stack as stack_module
 from deployer.local.spawner import PangeoLocalSpawner
-from deployer.local.stack import LocalStack, LocalStackError, deep_merge
+from deployer.local.stack import LocalStack, LocalStackError
+from deployer.values import deep_merge
 
 
 @pytest.mark.parametrize("days, spec", [(7, "7d"), (14, "14d"), (0.5, "12h"), (1 / 1440, "1m"), (300, "10M")])
