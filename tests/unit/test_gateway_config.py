@@ -472,3 +472,13 @@ def test_imports_only_what_the_gateway_server_image_has():
             imported.add(node.module.split(".")[0])
     outside = sorted(m for m in imported if m not in sys.stdlib_module_names and m not in pinned)
     assert not outside, f"gateway_config.py imports {outside}, which the gateway server image does not have"
+
+
+@pytest.mark.parametrize("name", CLUSTERS)
+def test_workers_and_notebooks_get_the_same_scratch_prefix(name):
+    """The rule is written in both modules (each runs in its own image and cannot import the other)."""
+    import hub_config
+
+    facts = load(name)
+    for username in ("alice", ODD_USER, "a%b", "Éva.o'Brien+1", "x/../y"):
+        assert gateway_config.scratch_url(facts, username) == hub_config.scratch_url(facts, username), username
