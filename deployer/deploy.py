@@ -1,7 +1,8 @@
 """`make deploy`, `make diff` and `make health` for one cluster.
 
-deploy: validate -> decrypt secrets -> chart dependencies -> dask-gateway CRDs -> helm upgrade -> rollout ->
-health. Nothing touches the cluster before the configuration validated and the secrets decrypted.
+deploy: validate -> decrypt secrets -> chart dependencies -> scratch bucket -> dask-gateway CRDs -> helm upgrade ->
+rollout -> health. Nothing touches the cluster before the configuration validated and the secrets decrypted;
+helm runs only once the bucket and its identity match the cluster file (deployer/bucket.py).
 Every step prints "[<cluster>] <step>: ..."; a failure raises DeployError naming the cluster and the step.
 Commands go through `run` (run_command here, a fake in tests/unit/test_deploy.py).
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from . import chart, facts, secrets, values
+from . import bucket, chart, facts, secrets, values
 from .facts import REPO, ConfigError
 
 KUBECTL = REPO / ".venv" / "bin" / "kubectl"
@@ -123,6 +124,12 @@ def dask_gateway_crds(chart_dir, into):
     return sorted(into.iterdir())
 
 
+def scratch_bucket(name, cluster, apply):
+    """The bucket step: make the cloud match the cluster file (apply), or print what would change."""
+    with step(name, "bucket"):
+        bucket.reconcile(name, cluster, apply, say=lambda message: say(name, "bucket", message))
+
+
 def rollback_flag(run):
     help_text = run([chart.HELM, "upgrade", "--help"], env=chart.helm_env(), capture=True).stdout or ""
     return next((flag for flag in ROLLBACK_FLAGS if flag in help_text), ROLLBACK_FLAGS[-1])
@@ -178,6 +185,8 @@ def deploy(name, run=run_command, secret_path=None, sops_env=None, chart_dir=val
         context, namespace, release = (cluster["kubernetes"]["context"], values.namespace(cluster),
                                        values.release_name(cluster))
 
+        scratch_bucket(name, cluster, apply=True)
+
         with step(name, "crds"):
             crds = dask_gateway_crds(chart_dir, work / "crds")
         say(name, "crds", f"server-side apply of {len(crds)} dask-gateway CRD file(s)")
@@ -211,6 +220,7 @@ def diff(name, run=run_command, secret_path=None, sops_env=None, chart_dir=value
     with prepared(name, secret_path, sops_env, chart_dir) as (cluster, merged, work, values_file, secret_file):
         context, namespace, release = (cluster["kubernetes"]["context"], values.namespace(cluster),
                                        values.release_name(cluster))
+        scratch_bucket(name, cluster, apply=False)
         files = ["-f", values_file, "-f", secret_file]
         plugins = run([chart.HELM, "plugin", "list"], env=chart.helm_env(), capture=True).stdout or ""
         if any(line.split()[:1] == ["diff"] for line in plugins.splitlines()):

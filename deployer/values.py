@@ -20,6 +20,10 @@ HUB_CONFIG = REPO / "hub_config.py"
 # hub_config.py finds its page templates beside itself (hub_config.TEMPLATES): mounted the same way.
 HUB_TEMPLATES = REPO / "hub_templates"
 GATEWAY_CONFIG = REPO / "gateway_config.py"
+# The scratch-credentials service (a hub service the chart runs in the hub's image); its module is read
+# when the values are rendered, as hub_config.py is.
+SCRATCH_CREDENTIALS = REPO / "scratch_credentials.py"
+SCRATCH_SIGNING_SECRET = {"name": "pangeo-scratch-signing", "key": "key"}
 HUB_CONFIG_DIR = "/usr/local/etc/jupyterhub/pangeo"
 # Offline copies of the upstream charts' schemas and defaults (see its README); the charts' own files are
 # preferred where `helm dependency build` has fetched them into helm/pangeo-cloud/charts/.
@@ -30,7 +34,8 @@ NAMESPACE = "pangeo"
 # kind maps this node port to the host (the kind cluster's config must agree)
 KIND_HTTP_NODE_PORT = 30080
 # Where pods on GKE reach the GKE metadata server, which hands out the Workload Identity's tokens and hides
-# the node's own credentials: 169.254.169.254:80 with Dataplane V2, 169.254.169.252:988 without.
+# the node's own credentials: 169.254.169.254:80 with Dataplane V2, 169.254.169.252:988 without. Only the
+# scratch-credentials service may (notebooks and Dask pods have no identity there).
 GKE_METADATA_EGRESS = {
     "ports": [{"port": 80, "protocol": "TCP"}, {"port": 988, "protocol": "TCP"}],
     "to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}, {"ipBlock": {"cidr": "169.254.169.252/32"}}],
@@ -115,14 +120,34 @@ def _singleuser(facts, common):
             "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{gateway_service(facts)}:80",
         },
     }
-    if facts["cloud"] == "gcp":
-        # Workload Identity tokens come from the GKE metadata server at the metadata address, so the
-        # iptables block would cut notebooks off their scratch bucket; the GKE metadata server itself
-        # conceals the node's credentials, and the NetworkPolicy opens only its ports.
-        egress = common["jupyterhub"]["singleuser"]["networkPolicy"]["egress"]
-        singleuser["cloudMetadata"] = {"blockWithIptables": False}
-        singleuser["networkPolicy"] = {"egress": [*egress, GKE_METADATA_EGRESS]}
+    singleuser["serviceAccountName"] = common["userServiceAccount"]["name"]
     return singleuser
+
+
+def scratch_credentials_module():
+    try:
+        return SCRATCH_CREDENTIALS.read_text()
+    except FileNotFoundError:
+        raise ConfigError(SCRATCH_CREDENTIALS, None, "missing: the scratch-credentials service's module, "
+                          "which the chart runs beside the hub") from None
+
+
+def _scratch_credentials(facts, common, facts_json):
+    """The service's pod: the hub's image (the jupyterhub chart's, unless the common values pin another)."""
+    image = deep_merge(subchart_files("jupyterhub")[0]["hub"]["image"],
+                       common.get("jupyterhub", {}).get("hub", {}).get("image", {}))
+    return {
+        "image": {"name": image["name"], "tag": str(image["tag"])},
+        "module": scratch_credentials_module(),
+        "facts": facts_json,
+        "extraEgress": [GKE_METADATA_EGRESS] if facts["cloud"] == "gcp" else [],
+    }
+
+
+def _dask_pods(common):
+    """Schedulers and workers: the user ServiceAccount (no identity), no API token."""
+    spec = {"serviceAccountName": common["userServiceAccount"]["name"], "automountServiceAccountToken": False}
+    return {"scheduler": {"extraPodConfig": spec}, "worker": {"extraPodConfig": dict(spec)}}
 
 
 def cluster_values(facts, common=None):
@@ -148,15 +173,22 @@ def cluster_values(facts, common=None):
             },
             "resources": _k8s_resources(hub["resources"]["cpu"], hub["resources"]["memory_gib"]),
             "services": {"dask-gateway": {"url": f"http://{gateway_service(facts)}"}},
+            # scratch-credentials: in the common values (the chart's own Service, same name everywhere)
         },
         "proxy": _proxy(facts),
         "singleuser": _singleuser(facts, common),
     }
+    facts_json = json.dumps(facts, sort_keys=True)
     gateway = {
         "gateway": {
-            "env": [{"name": "PANGEO_FACTS", "value": json.dumps(facts, sort_keys=True)}],
+            "env": [
+                {"name": "PANGEO_FACTS", "value": facts_json},
+                # signs the credential a cluster's owner's Dask pods present to the scratch-credentials service
+                {"name": "PANGEO_SCRATCH_SIGNING_KEY", "valueFrom": {"secretKeyRef": SCRATCH_SIGNING_SECRET}},
+            ],
             "extraConfig": {"00-gateway-config": GATEWAY_CONFIG.read_text()},
-            "backend": {"image": {"name": facts["notebook"]["image"]["name"], "tag": image_tag}},
+            "backend": {"image": {"name": facts["notebook"]["image"]["name"], "tag": image_tag},
+                        **_dask_pods(common)},
         },
     }
     return {
@@ -164,6 +196,7 @@ def cluster_values(facts, common=None):
             "name": facts["scratch"]["service_account"],
             "annotations": scratch_identity_annotations(facts),
         },
+        "scratchCredentials": _scratch_credentials(facts, common, facts_json),
         "jupyterhub": jupyterhub,
         "dask-gateway": gateway,
     }

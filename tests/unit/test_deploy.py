@@ -19,6 +19,7 @@ from deployer.deploy import DeployError
 
 HELM, KUBECTL = str(chart.HELM), str(deploy.KUBECTL)
 REAL_MAKE_ADMIN = deploy.make_admin  # the tests replace it (no hub here); kept to test it with a fake session
+REAL_RECONCILE = deploy.bucket.reconcile  # likewise (no cloud here)
 HELM4_HELP = "Flags:\n      --rollback-on-failure   if set, Helm will rollback the upgrade\n"
 HELM3_HELP = "Flags:\n      --atomic   if set, upgrade process rolls back changes made in case of failed upgrade\n"
 
@@ -72,6 +73,19 @@ GOOD_SECRETS = {"jupyterhub": {"hub": {
     "config": {"GitHubOAuthenticator": {"client_id": "cid", "client_secret": "csecret"}},
     "services": {secrets.HEALTH_SERVICE: {"apiToken": "health-token"}},
 }}}
+
+
+@pytest.fixture(autouse=True)
+def bucket_steps(monkeypatch):
+    """The bucket step, recorded instead of calling a cloud (tests/unit/test_bucket.py tests the step itself)."""
+    calls = []
+
+    def reconcile(name, cluster, apply, say=print, **kwargs):
+        calls.append({"name": name, "apply": apply})
+        say("recorded")
+
+    monkeypatch.setattr(deploy.bucket, "reconcile", reconcile)
+    return calls
 
 
 @pytest.fixture(autouse=True)
@@ -309,12 +323,36 @@ def test_a_chart_without_crds_stops_before_the_cluster(secret_path, sops_env, ch
     assert not any(c[0] == KUBECTL for c in runner.commands())
 
 
+def test_the_bucket_step_runs_before_anything_touches_the_cluster(secret_path, sops_env, chart_dir, bucket_steps,
+                                                                  capsys):
+    runner = FakeRunner(on_call=lambda cmd: bucket_steps.append({"command": cmd[:2]}))
+    _deploy("aws-uswest2", runner, secret_path, sops_env, chart_dir)
+    assert bucket_steps[0] == {"name": "aws-uswest2", "apply": True}
+    assert "[aws-uswest2] bucket: recorded" in capsys.readouterr().out
+
+
+def test_a_failing_bucket_step_stops_the_deploy_before_helm_naming_file_and_key(secret_path, sops_env, chart_dir,
+                                                                                monkeypatch):
+    def refuse(cluster, clusters=None, clients=None):
+        raise deploy.bucket.BucketError("scratch.expire_after_days", "cannot read the lifecycle of s3://x: AccessDenied")
+
+    monkeypatch.setattr(deploy.bucket, "reconcile", REAL_RECONCILE)  # the real step, over a refusing cloud
+    monkeypatch.setattr(deploy.bucket, "plan", refuse)
+    runner = FakeRunner()
+    with pytest.raises(DeployError) as error:
+        _deploy("aws-uswest2", runner, secret_path, sops_env, chart_dir)
+    assert str(error.value) == ("[aws-uswest2] bucket: config/clusters/aws-uswest2.yaml: scratch.expire_after_days: "
+                                "cannot read the lifecycle of s3://x: AccessDenied")
+    assert not any(c[0] in (HELM, KUBECTL) and c[1] in ("upgrade", "apply") for c in runner.commands())
+
+
 # ---- diff and health ----------------------------------------------------------------------------------
 
-def test_diff_uses_the_helm_diff_plugin_when_installed(secret_path, sops_env, chart_dir):
+def test_diff_uses_the_helm_diff_plugin_when_installed(secret_path, sops_env, chart_dir, bucket_steps):
     plugins = "NAME\tVERSION\tDESCRIPTION\ndiff\t3.9.0\tPreview helm upgrade changes as a diff\n"
     runner = FakeRunner(replies=[([HELM, "plugin", "list"], 0, plugins)])
     deploy.diff("aws-uswest2", run=runner, secret_path=secret_path, sops_env=sops_env, chart_dir=chart_dir)
+    assert bucket_steps == [{"name": "aws-uswest2", "apply": False}]  # printed, never applied
     cmd = runner.first(HELM, "diff")["cmd"]
     assert cmd[:11] == [HELM, "diff", "upgrade", "pangeo", str(chart_dir), "--namespace", "pangeo",
                         "--kube-context", "arn:aws:eks:us-west-2:783380859522:cluster/pangeo", "--allow-unreleased",

@@ -405,7 +405,9 @@ def chart_preamble(values_gateway):
         "image_name = get_property('gateway.backend.image.name')",
         "image_tag = get_property('gateway.backend.image.tag')",
         "c.KubeClusterConfig.image = '%s:%s' % (image_name, image_tag) if image_tag else image_name",
-        "for field, prop_name in [('environment', 'environment'), ('namespace', 'namespace')]:",
+        "for field, prop_name in [('environment', 'environment'), ('namespace', 'namespace'),",
+        "                         ('scheduler_extra_pod_config', 'scheduler.extraPodConfig'),",
+        "                         ('worker_extra_pod_config', 'worker.extraPodConfig')]:",
         "    value = get_property('gateway.backend.' + prop_name)",
         "    if value is not None:",
         "        setattr(c.KubeClusterConfig, field, value)",
@@ -422,8 +424,8 @@ def test_works_inlined_into_the_charts_config_file(name, monkeypatch):
     text = chart_preamble(gateway)
     for key in sorted(gateway["extraConfig"]):
         text += f"\n# From gateway.extraConfig.{key}\n{gateway['extraConfig'][key]}\n"
-    for item in gateway["env"]:
-        monkeypatch.setenv(item["name"], item["value"])
+    for item in gateway["env"]:  # a Secret's value (valueFrom) is what Kubernetes would put there
+        monkeypatch.setenv(item["name"], item.get("value", "from-a-secret"))
     namespace = {"c": Config(), "__file__": "/etc/dask-gateway/dask_gateway_config.py"}
     exec(compile(text, "dask_gateway_config.py", "exec"), namespace)
     c = namespace["c"]
@@ -434,7 +436,9 @@ def test_works_inlined_into_the_charts_config_file(name, monkeypatch):
     _, config = new_cluster_config(backend, {"worker_memory": 1})
     assert config.image == image and config.worker_memory == GIB
     assert config.environment["PANGEO_SCRATCH"] == gateway_config.scratch_url(facts, "alice")
-    assert config.worker_extra_pod_config == gateway_config.pod_placement(facts)
+    chart_pod = gateway["backend"]["worker"]["extraPodConfig"]
+    assert config.worker_extra_pod_config == {**chart_pod, **gateway_config.pod_placement(facts)}
+    assert chart_pod["automountServiceAccountToken"] is False
 
 
 def test_module_top_level_is_safe_to_inline():

@@ -58,8 +58,9 @@ def test_facts_land_where_the_charts_read_them(merged, all_facts, name):
     assert hub_file["stringData"] == values.HUB_CONFIG.read_text()
     assert hub_file["mountPath"] == f"{values.HUB_CONFIG_DIR}/hub_config.py"
     assert gateway["extraConfig"]["00-gateway-config"] == values.GATEWAY_CONFIG.read_text()
-    env = {item["name"]: item["value"] for item in gateway["env"]}
+    env = {item["name"]: item.get("value") for item in gateway["env"]}
     assert json.loads(env["PANGEO_FACTS"]) == cluster
+    assert merged[name]["scratchCredentials"]["facts"] == env["PANGEO_FACTS"]
 
     resources = hub_values["hub"]["resources"]
     hub_resources = cluster["hub"]["resources"]
@@ -104,12 +105,12 @@ def test_chart_defaults_that_protect_users_stay_on(merged, all_facts, name):
     for section in (singleuser, hub_values.get("hub", {}), hub_values.get("proxy", {}).get("chp", {})):
         assert section.get("networkPolicy", {}).get("enabled", True) is True
         assert section.get("networkPolicy", {}).get("egressAllowRules", {}).get("cloudMetadataServer") in (None, False)
-    if all_facts[name]["cloud"] == "gcp":
-        # Workload Identity needs the GKE metadata server; the policy opens only its two ports
-        assert singleuser["cloudMetadata"] == {"blockWithIptables": False}
-        assert values.GKE_METADATA_EGRESS in singleuser["networkPolicy"]["egress"]
-    else:
-        assert "cloudMetadata" not in singleuser
+    # notebooks hold no cloud identity: node metadata is blocked on every cloud, and only the
+    # scratch-credentials service may reach GKE's metadata server (its Workload Identity token)
+    assert singleuser["cloudMetadata"] == {"blockWithIptables": True}
+    assert values.GKE_METADATA_EGRESS not in singleuser["networkPolicy"]["egress"]
+    assert merged[name]["scratchCredentials"]["extraEgress"] == (
+        [values.GKE_METADATA_EGRESS] if all_facts[name]["cloud"] == "gcp" else [])
     assert hub_values["scheduling"]["userScheduler"]["enabled"] is True
     assert hub_values["prePuller"]["continuous"]["enabled"] is True
     assert singleuser["defaultUrl"] == "/lab"
@@ -165,7 +166,7 @@ def test_gateway_snippets_define_then_call_configure(merged, monkeypatch):
     # the chart inlines the snippets sorted by key: the module first, then the call
     assert sorted(extra) == ["00-gateway-config", "zz-pangeo"]
     for item in gateway["env"]:
-        monkeypatch.setenv(item["name"], item["value"])
+        monkeypatch.setenv(item["name"], item.get("value", "from-a-secret"))
     calls = []
     c = object()
     namespace = {"c": c, "configure": lambda config, f: calls.append((config, f))}
