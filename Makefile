@@ -106,7 +106,7 @@ template: $(DEV)/.installed $(BIN)/.installed  ## render CLUSTER=…'s manifests
 test: setup browser  ## everything that runs on this machine: unit, then the local stack end to end
 	$(PYTEST) tests/unit tests/local
 
-test-unit: $(DEV)/.installed $(BIN)/.installed  ## config, manifests and module tests only (offline, seconds)
+test-unit: $(DEV)/.installed $(VENV)/local/.installed $(BIN)/.installed  ## config, manifests and module tests only (offline, seconds)
 	$(PYTEST) tests/unit
 
 test-local: setup browser  ## start the local stack and run the smoke suite and browser test against it

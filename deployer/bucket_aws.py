@@ -128,11 +128,13 @@ def plan_lifecycle(cluster, s3):
 
 
 def _providers(peers, eks):
-    providers = {}
+    providers, issuers = {}, {}
     for peer in peers:
         _, account, name = eks_cluster(peer)
-        reply = _call("kubernetes.context", f"describing EKS cluster {name}", eks.describe_cluster, name=name)
-        issuer = reply["cluster"]["identity"]["oidc"]["issuer"].removeprefix("https://")
+        if name not in issuers:  # production and staging share one EKS cluster: asked once
+            reply = _call("kubernetes.context", f"describing EKS cluster {name}", eks.describe_cluster, name=name)
+            issuers[name] = reply["cluster"]["identity"]["oidc"]["issuer"].removeprefix("https://")
+        issuer = issuers[name]
         arn = f"arn:aws:iam::{account}:oidc-provider/{issuer}"
         subject = f"system:serviceaccount:{namespace(peer)}:{peer['scratch']['service_account']}"
         providers.setdefault((arn, issuer), set()).add(subject)
