@@ -81,6 +81,17 @@ def canonical(value):
     return value
 
 
+def _whole_bucket_filter(rule):
+    """S3 writes "the whole bucket" several ways (no filter, an empty one, an empty prefix): one of them."""
+    rule = dict(rule)
+    legacy_prefix = rule.pop("Prefix", None)
+    if rule.get("Filter") in (None, {}, {"Prefix": ""}) and not legacy_prefix:
+        rule["Filter"] = {"Prefix": ""}
+    elif legacy_prefix:
+        rule["Filter"] = {"Prefix": legacy_prefix}
+    return rule
+
+
 def _code(error):
     return error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
 
@@ -114,7 +125,7 @@ def plan_lifecycle(cluster, s3):
                               f"{_code(e)}: {e.response.get('Error', {}).get('Message', e)}") from None
     except BotoCoreError as e:
         raise BucketError("scratch.bucket", f"cannot reach s3://{bucket}: {e}") from None
-    if canonical(current) == canonical(desired["Rules"]):
+    if canonical([_whole_bucket_filter(r) for r in current]) == canonical(desired["Rules"]):
         return []
     now = ", ".join(r.get("ID", "?") for r in current) or "none"
     what = f"s3://{bucket}: lifecycle: every object expires after {days} days (rules now: {now})"

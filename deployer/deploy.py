@@ -136,9 +136,10 @@ def rollback_flag(run):
 
 
 def deployments(cluster, merged):
-    """The Deployments that must be ready: the hub, its proxy (and HTTPS front), and the gateway's three."""
+    """The Deployments that must be ready: the hub, its proxy (and HTTPS front), the scratch-credentials
+    service, and the gateway's three."""
     jupyterhub = merged.get("jupyterhub", {})
-    names = ["hub", "proxy"]
+    names = ["hub", "proxy", "scratch-credentials"]
     https = jupyterhub.get("proxy", {}).get("https", {})
     if https.get("enabled") and https.get("type", "letsencrypt") == "letsencrypt":
         names.append("autohttps")

@@ -472,3 +472,12 @@ def test_diff_prints_without_changing(all_facts):
     assert said[0] == "would change: gs://pangeo-scratch: lifecycle: every object expires after 7 days"
     assert all(line.startswith("FOR AN OPERATOR: ") for line in said[1:]) and len(items) == 3
     assert {m for m, *_ in fake.requests} <= {"GET", "POST"} and fake.lifecycle is None
+
+
+@pytest.mark.parametrize("written", [{}, {"Filter": {}}, {"Prefix": ""}, {"Filter": {"Prefix": ""}}])
+def test_the_whole_bucket_written_any_way_s3_returns_it_is_the_same_rule(written):
+    days = 7
+    (rule,) = bucket_aws.lifecycle(days)["Rules"]
+    returned = {k: v for k, v in rule.items() if k != "Filter"} | written
+    assert bucket_aws.canonical([bucket_aws._whole_bucket_filter(returned)]) == bucket_aws.canonical([rule])
+    assert bucket_aws._whole_bucket_filter({**returned, "Prefix": "tmp/"})["Filter"] == {"Prefix": "tmp/"}

@@ -174,7 +174,7 @@ def test_deploy_runs_crds_helm_rollout_health_with_exact_command_lines(secret_pa
 
     rollouts = [c for c in commands if c[:3] == [KUBECTL, "rollout", "status"]]
     waited = [c[3] for c in rollouts]
-    for needed in ("deployment/hub", "deployment/proxy", "deployment/autohttps",
+    for needed in ("deployment/hub", "deployment/proxy", "deployment/autohttps", "deployment/scratch-credentials",
                    "deployment/gateway-pangeo-dask-gateway", "deployment/controller-pangeo-dask-gateway",
                    "deployment/traefik-pangeo-dask-gateway"):
         assert needed in waited
