@@ -120,7 +120,6 @@ def _singleuser(facts, common):
             "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{gateway_service(facts)}:80",
         },
     }
-    singleuser["serviceAccountName"] = common["userServiceAccount"]["name"]
     return singleuser
 
 
@@ -142,12 +141,6 @@ def _scratch_credentials(facts, common, facts_json):
         "facts": facts_json,
         "extraEgress": [GKE_METADATA_EGRESS] if facts["cloud"] == "gcp" else [],
     }
-
-
-def _dask_pods(common):
-    """Schedulers and workers: the user ServiceAccount (no identity), no API token."""
-    spec = {"serviceAccountName": common["userServiceAccount"]["name"], "automountServiceAccountToken": False}
-    return {"scheduler": {"extraPodConfig": spec}, "worker": {"extraPodConfig": dict(spec)}}
 
 
 def cluster_values(facts, common=None):
@@ -187,8 +180,7 @@ def cluster_values(facts, common=None):
                 {"name": "PANGEO_SCRATCH_SIGNING_KEY", "valueFrom": {"secretKeyRef": SCRATCH_SIGNING_SECRET}},
             ],
             "extraConfig": {"00-gateway-config": GATEWAY_CONFIG.read_text()},
-            "backend": {"image": {"name": facts["notebook"]["image"]["name"], "tag": image_tag},
-                        **_dask_pods(common)},
+            "backend": {"image": {"name": facts["notebook"]["image"]["name"], "tag": image_tag}},
         },
     }
     return {
@@ -209,6 +201,10 @@ def merged_values(facts, common_path=COMMON_VALUES):
 
 class _BlockStyleDumper(yaml.SafeDumper):
     """Prints multi-line strings (the config snippets) as YAML blocks, so `make values` stays readable."""
+
+    def ignore_aliases(self, data):
+        # values.yaml's anchors name a value once; the printed values spell each place out
+        return True
 
 
 def _represent_str(dumper, text):

@@ -7,6 +7,7 @@ needs the two charts, fetched by `helm dependency build` from the chart reposito
 import base64
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,8 @@ def test_only_the_scratch_service_holds_the_bucket_identity(rendered, all_facts,
     for role in ("scheduler", "worker"):
         assert gateway["backend"][role]["extraPodConfig"] == {
             "serviceAccountName": user_account, "automountServiceAccountToken": False}
+    # values.yaml names the account once (a YAML anchor); the printed values spell it out everywhere
+    assert not re.search(r"[&*]id\d{3}", values.dump_yaml(merged))
     # node metadata is blocked for notebooks on every cloud (they no longer need a node or pod identity)
     assert jupyterhub["singleuser"]["cloudMetadata"]["blockWithIptables"] is True
 
