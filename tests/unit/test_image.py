@@ -7,7 +7,9 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import textwrap
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -138,13 +140,25 @@ def test_repo2docker_renders_a_dockerfile():
     assert "Building conda environment for python=3.12" in result.stderr
 
 
-def test_postbuild_installs_the_dask_config(tmp_path):
+def test_postbuild_installs_the_dask_and_jupyter_config(tmp_path):
     work, prefix = tmp_path / "repo", tmp_path / "srv" / "conda" / "envs" / "notebook"
     shutil.copytree(image.IMAGE_DIR, work)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
     env = {"PATH": os.environ["PATH"], "NB_PYTHON_PREFIX": str(prefix)}
-    result = subprocess.run(["bash", "./postBuild"], cwd=work, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert (prefix / "etc" / "dask" / "pangeo.yaml").read_text() == (image.IMAGE_DIR / "dask.yaml").read_text()
+    for _ in range(2):  # again, as `make setup` does after a change: it replaces its own files
+        result = subprocess.run(["bash", "./postBuild"], cwd=work, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    installed = {
+        "etc/dask/pangeo.yaml": "dask.yaml",
+        "etc/jupyter/jupyter_server_config.py": "jupyter_server_config.py",
+        "etc/jupyter/jupyter_server_config.d/pangeo_dask_panel.json": "jupyter_server_config.d/pangeo_dask_panel.json",
+        "etc/jupyter/labconfig/page_config.json": "labconfig/page_config.json",
+    }
+    for where, source in installed.items():
+        assert (prefix / where).read_text() == (image.IMAGE_DIR / source).read_text(), where
+    found = subprocess.run([str(prefix / "bin" / "python"), "-c", "import importlib.util as u; "
+                            "print(u.find_spec('pangeo_dask_panel').origin)"], capture_output=True, text=True)
+    assert found.stdout.strip().startswith(str(prefix)), found.stderr
 
 
 # ---- the pins agree across the repository -------------------------------------------------------------
@@ -274,24 +288,27 @@ def test_labextension_and_dashboards_point_to_the_gateway(tmp_path):
     for name, merged in _chart_clusters().items():
         prefix = merged["dask-gateway"]["gateway"]["prefix"].rstrip("/")
         env_vars = merged["jupyterhub"]["singleuser"]["extraEnv"]
-        assert env_vars["DASK_GATEWAY__PUBLIC_ADDRESS"].rstrip("/") == prefix, \
-            f"{name}: singleuser.extraEnv DASK_GATEWAY__PUBLIC_ADDRESS must be dask-gateway.gateway.prefix"
-        assert env_vars["DASK_GATEWAY__ADDRESS"].rstrip("/").endswith(prefix)
+        address = urlsplit(env_vars["DASK_GATEWAY__ADDRESS"])
+        assert address.path.rstrip("/") == prefix
+        # through the user's own server (jupyter-server-proxy) to the gateway: see images/pangeo-notebook/dask.yaml
+        through_server = f"/user/alice/proxy/{address.hostname}:{address.port or 80}{prefix}"
         assert env_vars["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
         if env_vars in seen_envs:
             continue
         seen_envs.append(env_vars)
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DASK_CONFIG": str(site),
                "JUPYTERHUB_API_TOKEN": "unused", "JUPYTER_IMAGE_SPEC": "registry/pangeo-notebook:tag",
-               **{k: str(v) for k, v in env_vars.items()}}
+               "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/",
+               # KubeSpawner formats extraEnv values (no field left here but doubled braces)
+               **{k: str(v).format() for k, v in env_vars.items()}}
         result = subprocess.run([str(USER_PYTHON), "-c", _DASK_IN_THE_NOTEBOOK, json.dumps(report, default=str)],
                                 env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         seen = json.loads(result.stdout)
         assert seen["factory"] == "dask_gateway.client.GatewayCluster", "the Dask panel must make gateway clusters"
         assert seen["address"] == env_vars["DASK_GATEWAY__ADDRESS"].rstrip("/")
-        assert seen["dashboard"] == f"{prefix}/clusters/abc123/status", \
-            f"{name}: a gateway cluster's dashboard must open through the hub's proxy at the gateway's prefix"
+        assert seen["dashboard"] == f"{through_server}/clusters/abc123/status", \
+            f"{name}: a gateway cluster's dashboard must open through the user's server (the Dask panel's proxy/)"
 
 
 # ---- make image / make image-push ---------------------------------------------------------------------
