@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from oauthenticator.github import GitHubOAuthenticator
+from tornado import web
 from traitlets.config import LazyConfigValue
 
 TEMPLATES = Path(__file__).resolve().parent / "hub_templates"
@@ -63,6 +64,26 @@ def not_member_message(facts):
             f"hub {facts['hub']['host']} (cluster {facts['name']}).")
 
 
+# The refusal names the GitHub account that signed in (nobody is logged in to the hub then, so the 403
+# page has no other way to know it): custom_403_message + this + the login + ".".
+ACCOUNT_PREFIX = " You signed in to GitHub as "
+
+
+@functools.cache
+def authenticator_class():
+    """GitHubOAuthenticator whose refusal of a user outside the teams names their GitHub account (made here,
+    once: the module's top level holds only imports, functions and constants)."""
+
+    class PangeoGitHubOAuthenticator(GitHubOAuthenticator):
+        async def check_allowed(self, username, auth_model):
+            if await super().check_allowed(username, auth_model):
+                return True
+            # Raised, not returned: the callback handler would otherwise show custom_403_message alone.
+            raise web.HTTPError(403, f"{self.custom_403_message}{ACCOUNT_PREFIX}{username}.")
+
+    return PangeoGitHubOAuthenticator
+
+
 def team_groups(team_names, auth_state):
     """The user's GitHub teams (auth_state["teams"], from /user/teams) that the cluster file names.
 
@@ -90,7 +111,7 @@ def refresh_api_created_user(authenticator, user, auth_state):
 
 def _authentication(c, facts):
     github = facts["github"]
-    c.JupyterHub.authenticator_class = GitHubOAuthenticator
+    c.JupyterHub.authenticator_class = authenticator_class()
     auth = c.GitHubOAuthenticator
     # read:org lets the team checks see private memberships and list the user's teams.
     auth.scope = ["read:org"]
@@ -132,6 +153,9 @@ def template_vars(facts):
         "pangeo_apply_url": facts["support"]["apply_url"],
         "pangeo_allowed_teams": list(facts["github"]["allowed_teams"]),
         "pangeo_not_member_message": not_member_message(facts),
+        "pangeo_account_prefix": ACCOUNT_PREFIX,
+        # the spawn and home pages name the size a server was started with (its profile's slug)
+        "pangeo_sizes": {slug: facts["sizes"][slug]["display_name"] for slug in facts["notebook"]["sizes"]},
     }
 
 
