@@ -128,7 +128,9 @@ def test_shown_errors_state_the_production_limits():
     named = re.search(r"at once on (\S+)\.", guide.error("too-many-clusters").text).group(1)
     f = {c["name"]: c for c in public_clusters()}[named]
     option = guide.error("option-above-limit").text
-    assert f"worker_memory must be <= {largest(f, 'memory_gib'):f}, got" in option
+    asked = float(re.search(r"worker_memory=(\d+)", option).group(1))
+    assert option.strip() == "ValueError: " + gateway_config.option_refusal("worker_memory", asked,
+                                                                           largest(f, "memory_gib"), "GiB")
     clusters = guide.error("too-many-clusters").text
     at_most = f["dask_gateway"]["limits_per_user"]["clusters"]
     assert f"You already have {at_most} Dask" in clusters and f"at most {at_most} at once on {f['name']}." in clusters

@@ -365,3 +365,72 @@ def test_build_tags_by_content_and_push_goes_to_every_deployed_registry(tmp_path
 def test_the_kind_cluster_runs_the_locally_built_image():
     # kind loads images from the local engine (no registry), so its name must be the one `make image` builds
     assert facts.load("kind")["notebook"]["image"]["name"] == image.LOCAL_NAME
+
+
+# ---- what a researcher reads when something is refused (images/pangeo-notebook/pangeo_messages.py) ------
+
+_REFUSALS_IN_THE_NOTEBOOK = textwrap.dedent("""\
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import pangeo_messages
+    from dask_gateway.options import Float, Options
+
+    def shown(run):
+        try:
+            run()
+        except Exception as e:
+            return pangeo_messages.short_message(type(e), e, e.__traceback__)
+        return "allowed"
+
+    def raiser(module, exc, **local_vars):
+        # code of `module` (s3fs, dask_gateway) raising `exc`, with the locals its frames would have
+        scope = {"__name__": module, "exc": exc}
+        exec("def f(" + ", ".join(local_vars) + "):\\n    raise exc", scope)
+        return lambda: scope["f"](**local_vars)
+
+    options = Options(Float("worker_memory", 1.0, max=16.0), Float("idle_timeout_minutes", 30.0, max=60.0))
+    print(json.dumps({
+        "option": shown(lambda: setattr(options, "worker_memory", 1000)),
+        "idle": shown(lambda: setattr(options, "idle_timeout_minutes", 61)),
+        "other_prefix": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/bob/x")),
+        "own_prefix": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/alice/x")),
+        "elsewhere": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="other-bucket/x")),
+        "gateway": shown(raiser("dask_gateway.client", ValueError("You already have 2 Dask clusters"))),
+        "ours": shown(raiser("__main__", ValueError("a bug of the user's"))),
+    }))
+    """)
+
+
+def test_notebook_refusals_read_as_the_gateway_words_them():
+    """The client's own refusal of an option is shown in gateway_config's wording; scratch refusals name
+    the cause; the gateway's refusals are their message alone; anything else keeps its traceback."""
+    _needs_user_env()
+    import gateway_config
+
+    env = {"PATH": os.environ["PATH"], "PANGEO_SCRATCH": "s3://pangeo-scratch/alice"}
+    result = subprocess.run([str(USER_PYTHON), "-c", _REFUSALS_IN_THE_NOTEBOOK, str(image.IMAGE_DIR)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["option"] == "ValueError: " + gateway_config.option_refusal("worker_memory", 1000, 16, "GiB")
+    assert shown["idle"] == "ValueError: " + gateway_config.option_refusal("idle_timeout_minutes", 61, 60, "minutes")
+    assert shown["other_prefix"].startswith("PermissionError: access denied to s3://pangeo-scratch/bob/x: it is not "
+                                            "in your scratch prefix") and "s3://pangeo-scratch/alice" in shown["other_prefix"]
+    assert "your own scratch prefix" in shown["own_prefix"] and "Restart your server" in shown["own_prefix"]
+    assert shown["elsewhere"] is None and shown["ours"] is None
+    assert shown["gateway"] == "ValueError: You already have 2 Dask clusters"
+
+
+def test_the_image_names_the_units_the_gateway_publishes():
+    import gateway_config
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pangeo_messages", image.IMAGE_DIR / "pangeo_messages.py")
+    messages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(messages)
+    option_float, _ = gateway_config.option_types()
+    published = {f.field: f.unit for f in gateway_config.cluster_options(facts.load("gcp-us-central1b")).fields
+                 if isinstance(f, option_float)}
+    assert messages.OPTION_UNITS == published
+    for field, unit in published.items():
+        assert messages.option_refusal(field, 1000, 16, unit) == gateway_config.option_refusal(field, 1000, 16, unit)
