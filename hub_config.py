@@ -39,6 +39,7 @@ def configure(c, facts):
     _pages(c, facts)
     _spawner(c, facts)
     _culler(c, facts["notebook"]["culling"])
+    _service_checks(c)
     _roles(c)
 
 
@@ -280,6 +281,12 @@ def _culler(c, culling):
     services[:] = [s for s in services if s.get("name") != CULLER_SERVICE]
     services.append({"name": CULLER_SERVICE, "command": culler_command(culling)})
     _add_role(c, {"name": CULLER_SERVICE, "scopes": list(CULLER_SCOPES), "services": [CULLER_SERVICE]})
+
+
+def _service_checks(c):
+    # The hub's minutely check of a service GETs its root, which the gateway answers 404 (a warning in its
+    # log every minute) and which only ever logs. The gateway's health is its pod's probes' job (/api/health).
+    c.JupyterHub.service_check_interval = 0
 
 
 def _roles(c):

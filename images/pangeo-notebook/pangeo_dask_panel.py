@@ -2,8 +2,8 @@
 
 dask-labextension 7.0.0 lists only the clusters its own server process made (its "+NEW" button), and
 keeps listing one that was stopped elsewhere until SHUTDOWN is clicked. On a hub, a researcher's clusters
-live in the gateway, made from notebooks as often as from the panel. Every few seconds this asks the
-gateway for the user's running clusters: one the panel does not know is connected to (so it is listed,
+live in the gateway, made from notebooks as often as from the panel. Every few seconds while the panel
+is polling, this asks the gateway for the user's running clusters: one the panel does not know is connected to (so it is listed,
 scaled and shut down like the panel's own), one the gateway no longer runs is dropped. It changes only
 the panel's cluster manager's table (its private dicts, pinned by the image's dask-labextension version).
 
@@ -16,9 +16,13 @@ and jupyter_server_config.py lets jupyter-server-proxy reach the gateway's host.
 
 import asyncio
 import os
+import time
 import uuid
 
 REFRESH_S = 3.0
+# The gateway is asked only while JupyterLab's panel asks for its list (it polls while JupyterLab is open):
+# a server left alone does not query the gateway every few seconds.
+WATCHED_FOR_S = 60.0
 # Ids of clusters this extension connected to are derived from the gateway's cluster name, in the
 # uuid shape the panel's URL patterns accept.
 ID_NAMESPACE = uuid.UUID("7d1b5b7e-6f1d-4c55-9a43-2f4c1f0b9e11")
@@ -31,6 +35,14 @@ class PanelSync:
         self.manager, self.log = manager, log
         self.gateway = None
         self.warned = False
+        self.asked_at = -WATCHED_FOR_S
+        list_clusters = manager.list_clusters
+
+        def listed_and_noted():
+            self.asked_at = time.monotonic()
+            return list_clusters()
+
+        manager.list_clusters = listed_and_noted
 
     async def run(self):
         from dask_gateway import Gateway
@@ -38,7 +50,8 @@ class PanelSync:
         self.gateway = Gateway(asynchronous=True)
         while True:
             try:
-                await self.refresh()
+                if time.monotonic() - self.asked_at < WATCHED_FOR_S:
+                    await self.refresh()
                 self.warned = False
             except asyncio.CancelledError:
                 raise

@@ -1,0 +1,29 @@
+"""After everything else against the local stack (tests/local/conftest.py runs this file last): the hub's
+log, which holds the gateway's too (a hub-managed service), shows no traceback and none of the noise that
+normal use used to leave there. A traceback here is a bug to fix at its cause, not a line to filter."""
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.local
+
+# Lines that normal use must not produce (each was seen once, and fixed at its cause):
+NOISE = {
+    "a traceback": re.compile(r"^\s*Traceback \(most recent call last\)"),
+    "an unhandled user option (the spawner must apply the profile)": re.compile(r"Received unhandled user_options"),
+    "the hub's service check hitting the gateway's root": re.compile(r"DaskGateway.*\b404 GET / "),
+    "a connection reset logged as an error": re.compile(r"ClientConnectionResetError"),
+}
+
+
+def test_the_logs_hold_no_traceback_and_no_known_noise(local_stack):
+    log = local_stack.data_dir / "logs" / "hub.log"
+    lines = log.read_text(errors="replace").splitlines()
+    found = []
+    for number, line in enumerate(lines, 1):
+        for what, pattern in NOISE.items():
+            if pattern.search(line):
+                context = "\n".join(lines[max(0, number - 3):number + 25])
+                found.append(f"{log}:{number}: {what}:\n{context}")
+    assert not found, f"{len(found)} unexpected line(s) in the hub's log; the first:\n{found[0]}"
