@@ -97,8 +97,12 @@ def test_member_signs_in_picks_a_size_and_gets_jupyterlab(page, local_stack):
         page.screenshot(path=ARTIFACTS / "05-jupyterlab.png")
         server = hub.user(member)["servers"][""]
         assert server["user_options"].get("profile") == chosen_slug, f"picked {chosen_slug}, the hub started {server}"
-        options_form_shows_the_limits(page, facts)
-        dask_panel_follows_a_notebook_cluster(page, UserServer(hub, member))
+        try:
+            options_form_shows_the_limits(page, facts)
+            dask_panel_follows_a_notebook_cluster(page, UserServer(hub, member))
+        except Exception:
+            page.screenshot(path=ARTIFACTS / "failed-jupyterlab.png")  # what the browser showed when it failed
+            raise
     finally:
         stop_server()
 
@@ -108,7 +112,8 @@ def options_form_shows_the_limits(page, facts):
     page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
     cell = page.locator(".jp-Notebook .jp-Cell .cm-content").first
     cell.wait_for()
-    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar-kernelStatus").first.wait_for()
+    # Run only once the kernel is up: a cell run while the kernel is still starting may be dropped.
+    page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for(timeout=60_000)
     cell.click()
     page.keyboard.type("from dask_gateway import Gateway\nGateway().cluster_options()")
     page.keyboard.press("Shift+Enter")
@@ -121,6 +126,14 @@ def options_form_shows_the_limits(page, facts):
     largest_memory = max(facts["sizes"][s]["memory_gib"]["limit"] for s in gateway["worker_sizes"])
     assert f"up to {largest_memory:g}" in labels, labels
     assert f"up to {gateway['idle_timeout_minutes']['maximum']:g}" in labels, labels
+    # A cluster shows its scale/adapt widget (ipywidgets), then is closed again (it counts against the limit).
+    page.keyboard.type("cluster = Gateway().new_cluster()\ncluster")
+    page.keyboard.press("Shift+Enter")
+    # (the Adapt button is in the widget's collapsed "Adaptive Scaling" section)
+    page.locator(".jp-OutputArea-output button", has_text="Adapt").first.wait_for(state="attached", timeout=120_000)
+    page.screenshot(path=ARTIFACTS / "07b-cluster-widget.png")
+    page.keyboard.type("cluster.close()")
+    page.keyboard.press("Shift+Enter")
 
 
 def dask_panel_follows_a_notebook_cluster(page, server):
