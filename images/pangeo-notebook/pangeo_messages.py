@@ -54,7 +54,9 @@ def client_option_refusal(value, tb):
 def scratch_refusal(value, tb):
     """An access-denied error on the scratch bucket, explained; None if it is not one."""
     own = os.environ.get("PANGEO_SCRATCH", "")
-    if not (isinstance(value, PermissionError) and own and _raised_in(tb, STORAGE_PACKAGES)):
+    # s3fs raises PermissionError; gcsfs an OSError("Forbidden: <path>...") for HTTP 403.
+    denied = isinstance(value, PermissionError) or (isinstance(value, OSError) and str(value).startswith("Forbidden"))
+    if not (denied and own and _raised_in(tb, STORAGE_PACKAGES)):
         return None
     bucket = own.rsplit("/", 1)[0]
     paths = [v for frame in _frames(tb) for k, v in frame.f_locals.items()

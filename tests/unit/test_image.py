@@ -370,7 +370,7 @@ def test_the_kind_cluster_runs_the_locally_built_image():
 # ---- what a researcher reads when something is refused (images/pangeo-notebook/pangeo_messages.py) ------
 
 _REFUSALS_IN_THE_NOTEBOOK = textwrap.dedent("""\
-    import json, sys
+    import json, os, sys
     sys.path.insert(0, sys.argv[1])
     import pangeo_messages
     from dask_gateway.options import Float, Options
@@ -388,6 +388,13 @@ _REFUSALS_IN_THE_NOTEBOOK = textwrap.dedent("""\
         exec("def f(" + ", ".join(local_vars) + "):\\n    raise exc", scope)
         return lambda: scope["f"](**local_vars)
 
+    def shown_on_gcs(run):
+        os.environ["PANGEO_SCRATCH"] = "gs://pangeo-scratch/alice"
+        try:
+            return shown(run)
+        finally:
+            os.environ["PANGEO_SCRATCH"] = "s3://pangeo-scratch/alice"
+
     options = Options(Float("worker_memory", 1.0, max=16.0), Float("idle_timeout_minutes", 30.0, max=60.0))
     print(json.dumps({
         "option": shown(lambda: setattr(options, "worker_memory", 1000)),
@@ -395,6 +402,7 @@ _REFUSALS_IN_THE_NOTEBOOK = textwrap.dedent("""\
         "other_prefix": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/bob/x")),
         "own_prefix": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/alice/x")),
         "elsewhere": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="other-bucket/x")),
+        "gcs": shown_on_gcs(raiser("gcsfs.retry", OSError("Forbidden: pangeo-scratch/bob/x"), path="pangeo-scratch/bob/x")),
         "gateway": shown(raiser("dask_gateway.client", ValueError("You already have 2 Dask clusters"))),
         "ours": shown(raiser("__main__", ValueError("a bug of the user's"))),
     }))
@@ -418,6 +426,7 @@ def test_notebook_refusals_read_as_the_gateway_words_them():
                                             "in your scratch prefix") and "s3://pangeo-scratch/alice" in shown["other_prefix"]
     assert "your own scratch prefix" in shown["own_prefix"] and "Restart your server" in shown["own_prefix"]
     assert shown["elsewhere"] is None and shown["ours"] is None
+    assert shown["gcs"].startswith("OSError: access denied to gs://pangeo-scratch/bob/x: it is not in your scratch")
     assert shown["gateway"] == "ValueError: You already have 2 Dask clusters"
 
 
