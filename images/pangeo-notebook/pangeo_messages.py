@@ -59,8 +59,9 @@ def scratch_refusal(value, tb):
     if not (denied and own and _raised_in(tb, STORAGE_PACKAGES)):
         return None
     bucket = own.rsplit("/", 1)[0]
-    paths = [v for frame in _frames(tb) for k, v in frame.f_locals.items()
-             if k in ("path", "rpath", "lpath", "url", "urlpath") and isinstance(v, str)]
+    # The storage libraries' own frames only: the notebook's namespace may hold a `path` of its own.
+    paths = [v for frame in _frames(tb) if frame.f_globals.get("__name__", "").split(".")[0] in STORAGE_PACKAGES
+             for k, v in frame.f_locals.items() if k in ("path", "rpath", "lpath", "url", "urlpath") and isinstance(v, str)]
     scheme = own.split("://", 1)[0] + "://"
     paths = [p if p.startswith(scheme) else scheme + p.lstrip("/") for p in paths]
     path = next((p for p in paths if p.startswith(bucket + "/")), None)

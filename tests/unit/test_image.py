@@ -388,6 +388,10 @@ _REFUSALS_IN_THE_NOTEBOOK = textwrap.dedent("""\
         exec("def f(" + ", ".join(local_vars) + "):\\n    raise exc", scope)
         return lambda: scope["f"](**local_vars)
 
+    def notebook_cell(path, run):
+        # a notebook's own variable named `path` (another file of the user's) is not what was refused
+        run()
+
     def shown_on_gcs(run):
         os.environ["PANGEO_SCRATCH"] = "gs://pangeo-scratch/alice"
         try:
@@ -399,7 +403,8 @@ _REFUSALS_IN_THE_NOTEBOOK = textwrap.dedent("""\
     print(json.dumps({
         "option": shown(lambda: setattr(options, "worker_memory", 1000)),
         "idle": shown(lambda: setattr(options, "idle_timeout_minutes", 61)),
-        "other_prefix": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/bob/x")),
+        "other_prefix": shown(lambda: notebook_cell("pangeo-scratch/alice/earlier",
+                                                    raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/bob/x"))),
         "own_prefix": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/alice/x")),
         "elsewhere": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="other-bucket/x")),
         "gcs": shown_on_gcs(raiser("gcsfs.retry", OSError("Forbidden: pangeo-scratch/bob/x"), path="pangeo-scratch/bob/x")),
