@@ -21,9 +21,10 @@ NOISE = {
 
 # Upstream's, and why they are left: (what the traceback holds, the reason).
 UPSTREAM = [
-    ((r"jupyter_server_proxy/handlers\.py", r"HTTPClientError: HTTP 502"),
+    ((r"jupyter_server_proxy/handlers\.py\S*, line \d+, in proxy_open", r"HTTPClientError: HTTP (404|502)"),
      "a Dask dashboard pane left open after its cluster stopped: its websocket reconnects through the user's "
-     "server, and jupyter-server-proxy 4.6.0 logs the refused backend connection as an uncaught exception"),
+     "server, and jupyter-server-proxy 4.6.0 logs the refused backend connection (502 while the cluster stops, "
+     "404 once its route is gone) as an uncaught exception"),
 ]
 
 
