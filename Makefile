@@ -51,8 +51,8 @@ $(VENV)/user/.installed: $(VENV)/user-requirements.txt | $(UV)
 	VIRTUAL_ENV=$(VENV)/user $(UV) pip install --quiet -r $<
 	touch $@
 
-# The image's postBuild (its Dask configuration) run on the local environment too, as repo2docker runs it.
-$(VENV)/user/.postbuild: images/pangeo-notebook/postBuild images/pangeo-notebook/dask.yaml $(VENV)/user/.installed
+# The image's postBuild (its Dask and Jupyter configuration) run on the local environment too, as repo2docker runs it.
+$(VENV)/user/.postbuild: $(shell find images/pangeo-notebook -type f) $(VENV)/user/.installed
 	cd images/pangeo-notebook && NB_PYTHON_PREFIX=$(CURDIR)/$(VENV)/user bash ./postBuild
 	touch $@
 

@@ -155,23 +155,18 @@ def cluster_options(facts, default_image="", user_environment=None, base_environ
     option_float, pangeo_options = option_types()
     sizes = worker_sizes(facts)
     default_size, largest = sizes[0][1], sizes[-1][1]
-    largest_name = sizes[-1][1]["display_name"]
     idle = facts["dask_gateway"]["idle_timeout_minutes"]
     return pangeo_options(
         option_float(
             "worker_cores", default_size["cpu"]["limit"], largest["cpu"]["limit"], "cores",
-            label=f"Worker cores (up to {largest['cpu']['limit']:g})",
-            why=f"the largest worker size on this hub, {largest_name}"),
+            label=f"Worker cores (up to {largest['cpu']['limit']:g})"),
         option_float(
             "worker_memory", default_size["memory_gib"]["limit"], largest["memory_gib"]["limit"], "GiB",
-            label=f"Worker memory, GiB (up to {largest['memory_gib']['limit']:g})",
-            why=f"the largest worker size on this hub, {largest_name}"),
+            label=f"Worker memory, GiB (up to {largest['memory_gib']['limit']:g})"),
         gateway_options.String("image", default=default_image, label="Image"),
         option_float(
             "idle_timeout_minutes", idle["default"], idle["maximum"], "minutes",
-            label=f"Idle timeout, minutes (up to {idle['maximum']:g})",
-            why=f"idle clusters are always shut down: you may shorten the timeout (default {idle['default']:g}) "
-                "but not disable it or raise it past the maximum"),
+            label=f"Idle timeout, minutes (up to {idle['maximum']:g})"),
         gateway_options.Mapping("environment", label="Extra environment variables"),
         handler=options_handler(facts, user_environment, base_environment),
     )
@@ -194,6 +189,10 @@ def options_handler(facts, user_environment=None, base_environment=dict):
             config.update({"worker_cores_limit": cores, "worker_memory_limit": memory})
             if options.image:
                 config["image"] = options.image
+        elif options.image:
+            # Silently ignoring it would let the researcher believe their image runs.
+            raise ValueError(f"image={options.image!r} cannot be used on this hub: its Dask schedulers and workers are "
+                             "processes running the notebook's own packages, not containers; leave image empty")
         check_fits(facts, "worker_cores", cores, config["worker_cores"], scheduler["scheduler_cores"], "cores")
         check_fits(facts, "worker_memory", memory_gib, memory_gib, scheduler["scheduler_memory"] / GIB, "GiB")
         config.update({
@@ -235,6 +234,13 @@ def worker_cores_counted(facts, cores):
     return cores
 
 
+def option_refusal(field, value, maximum, unit):
+    """The one wording of an option past its limit, wherever it is hit: here (a keyword argument of
+    new_cluster) and in the notebook, where the client refuses a value as it is set and the image's
+    pangeo_messages shows that refusal in these same words (a unit test keeps the two equal)."""
+    return f"{field}={value:g} is not allowed on this hub: choose more than 0 and at most {maximum:g} {unit}"
+
+
 @functools.cache
 def option_types():
     """(Float option with clear refusals, Options that name the allowed options), built once.
@@ -243,8 +249,8 @@ def option_types():
     """
 
     class OptionFloat(gateway_options.Float):
-        def __init__(self, field, default, maximum, unit, label, why):
-            self.maximum, self.unit, self.why = maximum, unit, why
+        def __init__(self, field, default, maximum, unit, label):
+            self.maximum, self.unit = maximum, unit
             super().__init__(field, default=default, label=label)
 
         def json_type_spec(self):
@@ -256,8 +262,7 @@ def option_types():
         def validate(self, x):
             x = super().validate(x)
             if not (math.isfinite(x) and 0 < x <= self.maximum):
-                raise ValueError(f"{self.field}={x:g} is not allowed: choose more than 0 and at most "
-                                 f"{self.maximum:g} {self.unit} ({self.why})")
+                raise ValueError(option_refusal(self.field, x, self.maximum, self.unit))
             return x
 
     class PangeoOptions(gateway_options.Options):

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from oauthenticator.github import GitHubOAuthenticator
+from tornado import web
 from traitlets.config import LazyConfigValue
 
 TEMPLATES = Path(__file__).resolve().parent / "hub_templates"
@@ -38,6 +39,7 @@ def configure(c, facts):
     _pages(c, facts)
     _spawner(c, facts)
     _culler(c, facts["notebook"]["culling"])
+    _service_checks(c)
     _roles(c)
 
 
@@ -61,6 +63,26 @@ def not_member_message(facts):
     teams = " or ".join(facts["github"]["allowed_teams"])
     return (f"You are not a member of the GitHub team {teams}, whose members may use the Pangeo Cloud "
             f"hub {facts['hub']['host']} (cluster {facts['name']}).")
+
+
+# The refusal names the GitHub account that signed in (nobody is logged in to the hub then, so the 403
+# page has no other way to know it): custom_403_message + this + the login + ".".
+ACCOUNT_PREFIX = " You signed in to GitHub as "
+
+
+@functools.cache
+def authenticator_class():
+    """GitHubOAuthenticator whose refusal of a user outside the teams names their GitHub account (made here,
+    once: the module's top level holds only imports, functions and constants)."""
+
+    class PangeoGitHubOAuthenticator(GitHubOAuthenticator):
+        async def check_allowed(self, username, auth_model):
+            if await super().check_allowed(username, auth_model):
+                return True
+            # Raised, not returned: the callback handler would otherwise show custom_403_message alone.
+            raise web.HTTPError(403, f"{self.custom_403_message}{ACCOUNT_PREFIX}{username}.")
+
+    return PangeoGitHubOAuthenticator
 
 
 def team_groups(team_names, auth_state):
@@ -90,7 +112,7 @@ def refresh_api_created_user(authenticator, user, auth_state):
 
 def _authentication(c, facts):
     github = facts["github"]
-    c.JupyterHub.authenticator_class = GitHubOAuthenticator
+    c.JupyterHub.authenticator_class = authenticator_class()
     auth = c.GitHubOAuthenticator
     # read:org lets the team checks see private memberships and list the user's teams.
     auth.scope = ["read:org"]
@@ -132,6 +154,9 @@ def template_vars(facts):
         "pangeo_apply_url": facts["support"]["apply_url"],
         "pangeo_allowed_teams": list(facts["github"]["allowed_teams"]),
         "pangeo_not_member_message": not_member_message(facts),
+        "pangeo_account_prefix": ACCOUNT_PREFIX,
+        # the spawn and home pages name the size a server was started with (its profile's slug)
+        "pangeo_sizes": {slug: facts["sizes"][slug]["display_name"] for slug in facts["notebook"]["sizes"]},
     }
 
 
@@ -256,6 +281,12 @@ def _culler(c, culling):
     services[:] = [s for s in services if s.get("name") != CULLER_SERVICE]
     services.append({"name": CULLER_SERVICE, "command": culler_command(culling)})
     _add_role(c, {"name": CULLER_SERVICE, "scopes": list(CULLER_SCOPES), "services": [CULLER_SERVICE]})
+
+
+def _service_checks(c):
+    # The hub's minutely check of a service GETs its root, which the gateway answers 404 (a warning in its
+    # log every minute) and which only ever logs. The gateway's health is its pod's probes' job (/api/health).
+    c.JupyterHub.service_check_interval = 0
 
 
 def _roles(c):

@@ -12,6 +12,7 @@ import tarfile
 import jsonschema
 import yaml
 
+from .dashboards import gateway_public_address
 from .facts import REPO, ConfigError, dotted, read_yaml
 
 CHART = REPO / "helm" / "pangeo-cloud"
@@ -110,13 +111,16 @@ def _proxy(facts):
 
 def _singleuser(facts, common):
     https = "https_contact_email" in facts["hub"]
+    # With HTTPS, proxy-public is the TLS terminator that redirects plain HTTP; proxy-http is the proxy
+    # itself (daskhub does the same).
+    gateway_address = ("http://proxy-http:8000/services/dask-gateway" if https
+                       else "http://proxy-public/services/dask-gateway")
     singleuser = {
         "image": {"name": facts["notebook"]["image"]["name"]},
         "extraEnv": {
-            # With HTTPS, proxy-public is the TLS terminator that redirects plain HTTP; proxy-http is the
-            # proxy itself (daskhub does the same).
-            "DASK_GATEWAY__ADDRESS": ("http://proxy-http:8000/services/dask-gateway" if https
-                                      else "http://proxy-public/services/dask-gateway"),
+            "DASK_GATEWAY__ADDRESS": gateway_address,
+            # KubeSpawner formats extraEnv: doubled braces reach the notebook as {JUPYTERHUB_SERVICE_PREFIX}.
+            "DASK_GATEWAY__PUBLIC_ADDRESS": gateway_public_address(gateway_address).replace("{", "{{").replace("}", "}}"),
             "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://{gateway_service(facts)}:80",
         },
     }

@@ -7,8 +7,10 @@ backend, the hub authentication, the addresses, and each user's scratch keys for
 
 import functools
 import json
+import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 RUNTIME = json.loads(Path(os.environ["PANGEO_LOCAL_RUNTIME"]).read_text())
@@ -36,3 +38,20 @@ c.LocalBackend.clusters_directory = f"{paths['gateway']}/clusters"
 # the launcher find and stop them.
 c.LocalBackend.inherited_environment = ["PATH", "VIRTUAL_ENV", "LANG", "LC_ALL", STACK_ID_VAR]
 os.environ["VIRTUAL_ENV"] = paths["user_venv"]
+
+
+def _not_a_dropped_route_watch(record):
+    """Drop one upstream traceback (dask-gateway 2026.3.0, local proxy only; Kubernetes uses traefik).
+
+    dask-gateway-proxy watches the routes with a streaming GET whose Go client gives up after 60 s; the
+    server notices only when it writes the next route to it (a cluster start) and aiohttp logs that write's
+    ClientConnectionResetError with its traceback. Nothing is lost: the proxy reconnects at once and asks
+    for every event after the last it saw. Any other error is logged as usual.
+    """
+    exc_type, _, tb = record.exc_info or (None, None, None)
+    if exc_type is None or exc_type.__name__ != "ClientConnectionResetError":
+        return True
+    return not any(frame.name == "routes_handler" for frame in traceback.extract_tb(tb))
+
+
+logging.getLogger("aiohttp.server").addFilter(_not_a_dropped_route_watch)

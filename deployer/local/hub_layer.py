@@ -7,6 +7,7 @@ client, the gateway as a hub-managed service, per-user scratch keys, and a token
 
 import functools
 
+from deployer.dashboards import gateway_public_address
 from deployer.local import scratch
 from deployer.local.github_standin import CLIENT_ID, CLIENT_SECRET
 from deployer.local.processes import STACK_ID_VAR
@@ -63,7 +64,7 @@ def _spawner(c, runtime, profiles, ports, paths):
         "AWS_ACCESS_KEY_ID": functools.partial(keys, 0),
         "AWS_SECRET_ACCESS_KEY": functools.partial(keys, 1),
         "DASK_GATEWAY__ADDRESS": gateway,
-        "DASK_GATEWAY__PUBLIC_ADDRESS": f"/services/{GATEWAY_SERVICE}/",
+        "DASK_GATEWAY__PUBLIC_ADDRESS": gateway_public_address(gateway),
         "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://127.0.0.1:{ports['gateway_proxy']}",
         "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
         STACK_ID_VAR: runtime["stack_id"],
@@ -83,6 +84,8 @@ def _services(c, runtime, ports, paths):
         "url": f"http://127.0.0.1:{ports['gateway_proxy']}",
         "api_token": runtime["secrets"]["gateway_token"],
         "command": [f"{paths['gateway_venv']}/bin/dask-gateway-server", "-f", paths["gateway_config"]],
+        # No page of its own for people (its root is a 404): not in the hub's Services menu, as in the chart.
+        "display": False,
         "cwd": paths["gateway"],
         "environment": {
             "PANGEO_LOCAL_RUNTIME": paths["runtime"],

@@ -59,9 +59,18 @@ class PangeoLocalSpawner(SimpleLocalProcessSpawner):
         self.environment = {**self.environment, **override.get("environment", {}),
                             "PANGEO_SIZE": profile["slug"]}
 
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        # JupyterHub >= 5.3 hands user_options to this hook before start (and warns of options left
+        # unhandled); the profile is ours to apply.
+        return _apply_profile_option
+
     async def start(self):
         if self.profile_list:
-            profile = self.chosen_profile()
-            self.apply_profile(profile)
-            self.log.info("Starting %s's server with profile %s", self.user.name, profile["slug"])
+            self.log.info("Starting %s's server with profile %s", self.user.name, self.chosen_profile()["slug"])
         return await super().start()
+
+
+def _apply_profile_option(spawner, user_options):
+    if spawner.profile_list:
+        spawner.apply_profile(spawner.chosen_profile())

@@ -82,6 +82,15 @@ class Kernel:
             raise KernelError(f"{error}\n--- code ---\n{code}\n--- stderr ---\n{''.join(stderr)}")
         return "".join(stdout)
 
+    def shown_error(self, code, timeout=120):
+        """What a researcher reads first when `code` raises in a notebook cell: the first line of the error
+        the kernel shows (the image's pangeo_messages may shorten it). Fails if `code` raises nothing."""
+        try:
+            self.run(code, timeout=timeout)
+        except KernelError as e:
+            return str(e).split("\n", 1)[0]
+        raise AssertionError(f"no error from:\n{code}")
+
     def run_json(self, code, timeout=120):
         """Execute `code`, whose last printed line is JSON, and return that value."""
         out = self.run(code, timeout=timeout)

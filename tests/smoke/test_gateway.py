@@ -1,5 +1,7 @@
 """Dask Gateway from a notebook, exactly as researchers call it: `Gateway()` with no arguments."""
 
+import re
+
 import pytest
 
 from .kernel import Kernel
@@ -92,44 +94,43 @@ print(json.dumps({"status": [c.status.name for c in gateway.list_clusters() if c
             kernel.run("import json\nfrom dask_gateway import Gateway\ngateway = Gateway()")
             yield kernel
 
-    @pytest.mark.parametrize("option, limit", [
-        ("worker_memory", lambda f: max(f["sizes"][s]["memory_gib"]["limit"] for s in f["dask_gateway"]["worker_sizes"])),
-        ("worker_cores", lambda f: max(f["sizes"][s]["cpu"]["limit"] for s in f["dask_gateway"]["worker_sizes"])),
-        ("idle_timeout_minutes", lambda f: f["dask_gateway"]["idle_timeout_minutes"]["maximum"]),
+    @pytest.mark.parametrize("option, limit, unit", [
+        ("worker_memory", lambda f: max(f["sizes"][s]["memory_gib"]["limit"] for s in f["dask_gateway"]["worker_sizes"]), "GiB"),
+        ("worker_cores", lambda f: max(f["sizes"][s]["cpu"]["limit"] for s in f["dask_gateway"]["worker_sizes"]), "cores"),
+        ("idle_timeout_minutes", lambda f: f["dask_gateway"]["idle_timeout_minutes"]["maximum"], "minutes"),
     ], ids=["worker_memory", "worker_cores", "idle_timeout_minutes"])
-    def test_options_above_the_limits_are_refused(self, cluster, notebook, facts, option, limit):
+    def test_options_above_the_limits_are_refused(self, cluster, notebook, facts, option, limit, unit):
+        """One wording, whether the option is set or passed, and it is the first line the researcher reads."""
         maximum = limit(facts)
-        refusal = notebook.run_json(f"""
-try:
-    options = gateway.cluster_options()
-    setattr(options, {option!r}, {maximum * 2 + 1})
-    gateway.new_cluster(options).shutdown()
-    print(json.dumps("allowed"))
-except Exception as e:
-    print(json.dumps(f"{{type(e).__name__}}: {{e}}"))
-""", timeout=GATEWAY_TIMEOUT)
-        assert refusal != "allowed", f"a cluster with {option}={maximum * 2 + 1} was started (maximum {maximum})"
-        assert refusal.startswith("ValueError") and option in refusal and f"{maximum:g}" in refusal, refusal
+        value = maximum * 2 + 1
+        wording = (f"ValueError: {option}={value:g} is not allowed on this hub: choose more than 0 and at most "
+                   f"{maximum:g} {unit}")
+        assigned = notebook.shown_error(f"options = gateway.cluster_options()\noptions.{option} = {value}",
+                                        timeout=GATEWAY_TIMEOUT)
+        assert assigned == wording
+        passed = notebook.shown_error(f"gateway.new_cluster({option}={value})", timeout=GATEWAY_TIMEOUT)
+        assert passed == wording
 
     def test_clusters_beyond_the_users_limit_are_refused(self, cluster, notebook, facts):
         allowed = facts["dask_gateway"]["limits_per_user"]["clusters"]
-        outcome = notebook.run_json(f"""
-extras = []
-try:
-    for _ in range({allowed} - 1):  # the class's cluster is the first
-        extras.append(gateway.new_cluster())
-    try:
-        extras.append(gateway.new_cluster())
-        refusal = "allowed"
-    except Exception as e:
-        refusal = f"{{type(e).__name__}}: {{e}}"
-finally:
-    for extra in extras:
-        extra.shutdown()
-print(json.dumps({{"refusal": refusal, "extra": len(extras)}}))
-""", timeout=GATEWAY_TIMEOUT)
-        assert outcome["refusal"] != "allowed", f"a cluster beyond the limit of {allowed} was started"
-        assert f"at most {allowed}" in outcome["refusal"], outcome
+        # the class's cluster is the first; gateway.submit() asks for a cluster without connecting to it
+        notebook.run(f"extras = [gateway.submit() for _ in range({allowed} - 1)]", timeout=GATEWAY_TIMEOUT)
+        try:
+            shown = notebook.shown_error("gateway.submit()", timeout=GATEWAY_TIMEOUT)  # uncaught, as in a notebook
+        finally:
+            notebook.run("for name in extras: gateway.stop_cluster(name)", timeout=GATEWAY_TIMEOUT)
+        pattern = (rf"ValueError: You already have {allowed} Dask clusters running or starting \([0-9a-f., ]+\); each "
+                   rf"user may have at most {allowed} at once on {re.escape(facts['name'])}\. Close one first: "
+                   r"cluster\.close\(\), or gateway\.stop_cluster\(name\) \(gateway\.list_clusters\(\) lists yours\)\.")
+        assert re.fullmatch(pattern, shown), shown
+
+    def test_an_image_that_cannot_run_is_refused_at_once(self, notebook, facts):
+        if facts["cloud"] != "local":
+            pytest.skip(f"{facts['name']}: clusters are pods there, and an image that cannot be pulled fails only when "
+                        "its pod starts (the gateway checks no registry)")
+        shown = notebook.shown_error("gateway.new_cluster(image='no-such-image:latest')", timeout=GATEWAY_TIMEOUT)
+        assert shown == ("ValueError: image='no-such-image:latest' cannot be used on this hub: its Dask schedulers and "
+                         "workers are processes running the notebook's own packages, not containers; leave image empty")
 
     def test_idle_cluster_is_shut_down(self, notebook):
         """A cluster whose owner shortened its idle timeout (an option every hub offers) is stopped by the

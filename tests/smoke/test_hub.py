@@ -1,5 +1,7 @@
 """The hub as a researcher meets it: up, logging members in through GitHub, turning outsiders away kindly."""
 
+import re
+
 import pytest
 import requests
 
@@ -37,6 +39,13 @@ def test_outsider_gets_the_how_to_apply_page(login, users, facts, smoke_target):
     teams = facts["github"]["allowed_teams"]
     assert any(team in text for team in teams), f"the page names none of the teams {teams}: {text[:800]}"
     assert facts["support"]["apply_url"] in page.text, f"no link to {facts['support']['apply_url']}: {text[:800]}"
+    words = re.sub(r"\s+([,.])", r"\1", text)  # page_text leaves a space where a tag closed before a comma
+    assert f"You signed in with the GitHub account {users['outsider']}, which is not a member of the GitHub team" \
+        in words, f"the page must name the account that signed in: {text[:800]}"
+    # The page stays at /hub/oauth_callback?code=...&state=...: a reload must lead back to the login.
+    again = session.get(page.url, timeout=30)
+    assert again.status_code == 400 and "This sign-in has already been used" in page_text(again.text), again.text[:800]
+    assert 'href="/hub/login"' in again.text, again.text[:800]
     home = session.get(f"{smoke_target.hub_url}/hub/home", timeout=30, allow_redirects=False)
     assert home.status_code != 200, "the outsider was let in after all"
 

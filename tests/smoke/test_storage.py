@@ -57,6 +57,11 @@ print(json.dumps(outcome))
         for action in ("read", "write"):
             assert result[action] != "allowed", f"{member_server.name} could {action} {theirs}"
             assert result[action].startswith("PermissionError"), f"{action} failed, but not as refused: {result[action]}"
+        # Uncaught, as in a notebook: the first line names the cause and the researcher's own prefix.
+        shown = member_server.kernel().shown_error(f"import fsspec\nwith fsspec.open({theirs!r}) as f:\n    f.read()")
+        assert shown == (f"PermissionError: access denied to {theirs}: it is not in your scratch prefix. Each user may "
+                         f"read and write only their own prefix, yours is {scratch_of(facts, member_server.name)} "
+                         "(os.environ['PANGEO_SCRATCH']).")
     finally:
         member2_server.run(f"import fsspec; fsspec.filesystem({theirs.split('://')[0]!r}).rm({theirs!r})")
 

@@ -215,20 +215,22 @@ def test_notebook_image_is_used_when_sent():
 
 REFUSALS = [
     # request, what the message must say
-    ({"worker_memory": 1000}, r"^worker_memory=1000 is not allowed: choose more than 0 and at most \d+ GiB \(the "
-                              r"largest worker size on this hub, \w+\)$"),
-    ({"worker_memory": 0}, r"^worker_memory=0 is not allowed: choose more than 0 and at most"),
-    ({"worker_cores": -1}, r"^worker_cores=-1 is not allowed: choose more than 0 and at most \d+ cores"),
-    ({"idle_timeout_minutes": 0}, r"^idle_timeout_minutes=0 is not allowed: .* at most \d+ minutes \(idle clusters "
-                                  r"are always shut down: you may shorten the timeout \(default \d+\) but not "
-                                  r"disable it or raise it past the maximum\)$"),
+    ({"worker_memory": 1000}, r"^worker_memory=1000 is not allowed on this hub: choose more than 0 and at most \d+ GiB$"),
+    ({"worker_memory": 0}, r"^worker_memory=0 is not allowed on this hub: choose more than 0 and at most"),
+    ({"worker_cores": -1}, r"^worker_cores=-1 is not allowed on this hub: choose more than 0 and at most \d+ cores"),
+    ({"idle_timeout_minutes": 0}, r"^idle_timeout_minutes=0 is not allowed on this hub: .* at most \d+ minutes$"),
     ({"idle_timeout_minutes": -5}, r"^idle_timeout_minutes=-5 is not allowed"),
-    ({"idle_timeout_minutes": 100000}, r"^idle_timeout_minutes=100000 is not allowed: .* at most \d+ minutes"),
+    ({"idle_timeout_minutes": 100000}, r"^idle_timeout_minutes=100000 is not allowed on this hub: .* at most \d+ minutes"),
     ({"idle_timeout_minutes": float("nan")}, r"^idle_timeout_minutes=nan is not allowed"),
     ({"worker_memroy": 10}, r"^unknown cluster option\(s\) 'worker_memroy'; the options on this hub are "
                             r"worker_cores, worker_memory, image, idle_timeout_minutes, environment$"),
     ({"worker_memory": "10"}, r"^worker_memory must be a float, got '10'$"),
     ({"environment": {"N": 1}}, r"^environment: names and values must be strings; not so for N$"),
+]
+# Only where clusters are processes (the local stack): no image can be honoured there.
+PROCESS_REFUSALS = [
+    ({"image": "no-such-image:latest"}, r"^image='no-such-image:latest' cannot be used on this hub: its Dask "
+                                        r"schedulers and workers are processes"),
 ]
 
 
@@ -236,6 +238,12 @@ REFUSALS = [
 @pytest.mark.parametrize(("request_", "message"), REFUSALS, ids=[str(r) for r, _ in REFUSALS])
 def test_bad_options_are_refused_with_a_clear_message(name, request_, message):
     said = refusal(backend_for(load(name)), request_)
+    assert re.search(message, said), said
+
+
+@pytest.mark.parametrize(("request_", "message"), PROCESS_REFUSALS, ids=[str(r) for r, _ in PROCESS_REFUSALS])
+def test_an_image_is_refused_where_clusters_are_processes(request_, message):
+    said = refusal(backend_for(load("local")), request_)
     assert re.search(message, said), said
 
 

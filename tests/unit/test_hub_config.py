@@ -357,6 +357,61 @@ def test_an_outsider_gets_a_friendly_403_page(all_facts, name):
     assert_names_the_cluster(other, cluster)
 
 
+def test_the_refusal_names_the_github_account(all_facts):
+    cluster = all_facts["local"]
+    c = configured(cluster)
+    auth = c.JupyterHub.authenticator_class(config=c)
+    refusal = web.HTTPError(403, f"{auth.custom_403_message}{hub_config.ACCOUNT_PREFIX}eve.")  # as check_allowed raises
+    env, namespace = hub_pages(c)
+    page = error_page(env, namespace, refusal)
+    assert '<strong id="pangeo-account">eve</strong>' in page, page
+    assert 'id="pangeo-sign-in-again"' in page
+
+
+def test_the_authenticator_raises_the_named_refusal(all_facts):
+    import asyncio
+
+    c = configured(all_facts["local"])
+    auth = c.JupyterHub.authenticator_class(config=c)
+    model = {"name": "eve", "auth_state": {"github_user": {"login": "eve"}, "teams": []}}
+
+    async def refused():
+        async def no_team(self, *args):
+            return False
+        type(auth).__mro__[1].check_allowed = no_team  # GitHub's own answer: not in a team
+        try:
+            await auth.check_allowed("eve", model)
+        finally:
+            del type(auth).__mro__[1].check_allowed
+    with pytest.raises(web.HTTPError) as e:
+        asyncio.run(refused())
+    assert e.value.status_code == 403
+    assert e.value.log_message == f"{auth.custom_403_message}{hub_config.ACCOUNT_PREFIX}eve."
+
+
+def test_a_reloaded_sign_in_leads_back_to_the_login(all_facts):
+    env, namespace = hub_pages(configured(all_facts["local"]))
+    page = error_page(env, namespace, web.HTTPError(400, "OAuth state missing from cookies"))
+    assert 'id="pangeo-stale-sign-in"' in page and 'href="/hub/login"' in page
+    other = error_page(env, namespace, web.HTTPError(400, "something else"))
+    assert 'id="pangeo-stale-sign-in"' not in other and "something else" in other
+
+
+def test_spawn_and_home_pages_name_the_size(all_facts):
+    cluster = all_facts["local"]
+    env, namespace = hub_pages(configured(cluster))
+    slug = cluster["notebook"]["sizes"][-1]
+    name = cluster["sizes"][slug]["display_name"]
+    spawner = types.SimpleNamespace(user_options={"profile": slug}, active=True)
+    user = types.SimpleNamespace(name="alice", json_escaped_name="alice", spawner=spawner)
+    pending = env.get_template("spawn_pending.html").render(namespace, user=user, spawner=spawner,
+                                                            progress_url="/p")
+    home = env.get_template("home.html").render(namespace, user=user, url="/user/alice/", default_server=spawner,
+                                                allow_named_servers=False)
+    for page in (pending, home):
+        assert 'id="pangeo-size"' in page and f"<strong>{name}</strong>" in page.replace("&#39;", "'")
+
+
 @pytest.mark.parametrize("name", CLUSTERS)
 def test_every_page_names_the_cluster_and_links_to_help(all_facts, name):
     cluster = all_facts[name]

@@ -7,7 +7,9 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import textwrap
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -138,13 +140,25 @@ def test_repo2docker_renders_a_dockerfile():
     assert "Building conda environment for python=3.12" in result.stderr
 
 
-def test_postbuild_installs_the_dask_config(tmp_path):
+def test_postbuild_installs_the_dask_and_jupyter_config(tmp_path):
     work, prefix = tmp_path / "repo", tmp_path / "srv" / "conda" / "envs" / "notebook"
     shutil.copytree(image.IMAGE_DIR, work)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
     env = {"PATH": os.environ["PATH"], "NB_PYTHON_PREFIX": str(prefix)}
-    result = subprocess.run(["bash", "./postBuild"], cwd=work, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert (prefix / "etc" / "dask" / "pangeo.yaml").read_text() == (image.IMAGE_DIR / "dask.yaml").read_text()
+    for _ in range(2):  # again, as `make setup` does after a change: it replaces its own files
+        result = subprocess.run(["bash", "./postBuild"], cwd=work, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    installed = {
+        "etc/dask/pangeo.yaml": "dask.yaml",
+        "etc/jupyter/jupyter_server_config.py": "jupyter_server_config.py",
+        "etc/jupyter/jupyter_server_config.d/pangeo_dask_panel.json": "jupyter_server_config.d/pangeo_dask_panel.json",
+        "etc/jupyter/labconfig/page_config.json": "labconfig/page_config.json",
+    }
+    for where, source in installed.items():
+        assert (prefix / where).read_text() == (image.IMAGE_DIR / source).read_text(), where
+    found = subprocess.run([str(prefix / "bin" / "python"), "-c", "import importlib.util as u; "
+                            "print(u.find_spec('pangeo_dask_panel').origin)"], capture_output=True, text=True)
+    assert found.stdout.strip().startswith(str(prefix)), found.stderr
 
 
 # ---- the pins agree across the repository -------------------------------------------------------------
@@ -274,24 +288,27 @@ def test_labextension_and_dashboards_point_to_the_gateway(tmp_path):
     for name, merged in _chart_clusters().items():
         prefix = merged["dask-gateway"]["gateway"]["prefix"].rstrip("/")
         env_vars = merged["jupyterhub"]["singleuser"]["extraEnv"]
-        assert env_vars["DASK_GATEWAY__PUBLIC_ADDRESS"].rstrip("/") == prefix, \
-            f"{name}: singleuser.extraEnv DASK_GATEWAY__PUBLIC_ADDRESS must be dask-gateway.gateway.prefix"
-        assert env_vars["DASK_GATEWAY__ADDRESS"].rstrip("/").endswith(prefix)
+        address = urlsplit(env_vars["DASK_GATEWAY__ADDRESS"])
+        assert address.path.rstrip("/") == prefix
+        # through the user's own server (jupyter-server-proxy) to the gateway: see images/pangeo-notebook/dask.yaml
+        through_server = f"/user/alice/proxy/{address.hostname}:{address.port or 80}{prefix}"
         assert env_vars["DASK_GATEWAY__AUTH__TYPE"] == "jupyterhub"
         if env_vars in seen_envs:
             continue
         seen_envs.append(env_vars)
         env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "DASK_CONFIG": str(site),
                "JUPYTERHUB_API_TOKEN": "unused", "JUPYTER_IMAGE_SPEC": "registry/pangeo-notebook:tag",
-               **{k: str(v) for k, v in env_vars.items()}}
+               "JUPYTERHUB_SERVICE_PREFIX": "/user/alice/",
+               # KubeSpawner formats extraEnv values (no field left here but doubled braces)
+               **{k: str(v).format() for k, v in env_vars.items()}}
         result = subprocess.run([str(USER_PYTHON), "-c", _DASK_IN_THE_NOTEBOOK, json.dumps(report, default=str)],
                                 env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         seen = json.loads(result.stdout)
         assert seen["factory"] == "dask_gateway.client.GatewayCluster", "the Dask panel must make gateway clusters"
         assert seen["address"] == env_vars["DASK_GATEWAY__ADDRESS"].rstrip("/")
-        assert seen["dashboard"] == f"{prefix}/clusters/abc123/status", \
-            f"{name}: a gateway cluster's dashboard must open through the hub's proxy at the gateway's prefix"
+        assert seen["dashboard"] == f"{through_server}/clusters/abc123/status", \
+            f"{name}: a gateway cluster's dashboard must open through the user's server (the Dask panel's proxy/)"
 
 
 # ---- make image / make image-push ---------------------------------------------------------------------
@@ -348,3 +365,86 @@ def test_build_tags_by_content_and_push_goes_to_every_deployed_registry(tmp_path
 def test_the_kind_cluster_runs_the_locally_built_image():
     # kind loads images from the local engine (no registry), so its name must be the one `make image` builds
     assert facts.load("kind")["notebook"]["image"]["name"] == image.LOCAL_NAME
+
+
+# ---- what a researcher reads when something is refused (images/pangeo-notebook/pangeo_messages.py) ------
+
+_REFUSALS_IN_THE_NOTEBOOK = textwrap.dedent("""\
+    import json, os, sys
+    sys.path.insert(0, sys.argv[1])
+    import pangeo_messages
+    from dask_gateway.options import Float, Options
+
+    def shown(run):
+        try:
+            run()
+        except Exception as e:
+            return pangeo_messages.short_message(type(e), e, e.__traceback__)
+        return "allowed"
+
+    def raiser(module, exc, **local_vars):
+        # code of `module` (s3fs, dask_gateway) raising `exc`, with the locals its frames would have
+        scope = {"__name__": module, "exc": exc}
+        exec("def f(" + ", ".join(local_vars) + "):\\n    raise exc", scope)
+        return lambda: scope["f"](**local_vars)
+
+    def notebook_cell(path, run):
+        # a notebook's own variable named `path` (another file of the user's) is not what was refused
+        run()
+
+    def shown_on_gcs(run):
+        os.environ["PANGEO_SCRATCH"] = "gs://pangeo-scratch/alice"
+        try:
+            return shown(run)
+        finally:
+            os.environ["PANGEO_SCRATCH"] = "s3://pangeo-scratch/alice"
+
+    options = Options(Float("worker_memory", 1.0, max=16.0), Float("idle_timeout_minutes", 30.0, max=60.0))
+    print(json.dumps({
+        "option": shown(lambda: setattr(options, "worker_memory", 1000)),
+        "idle": shown(lambda: setattr(options, "idle_timeout_minutes", 61)),
+        "other_prefix": shown(lambda: notebook_cell("pangeo-scratch/alice/earlier",
+                                                    raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/bob/x"))),
+        "own_prefix": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="pangeo-scratch/alice/x")),
+        "elsewhere": shown(raiser("s3fs.core", PermissionError("Access Denied."), path="other-bucket/x")),
+        "gcs": shown_on_gcs(raiser("gcsfs.retry", OSError("Forbidden: pangeo-scratch/bob/x"), path="pangeo-scratch/bob/x")),
+        "gateway": shown(raiser("dask_gateway.client", ValueError("You already have 2 Dask clusters"))),
+        "ours": shown(raiser("__main__", ValueError("a bug of the user's"))),
+    }))
+    """)
+
+
+def test_notebook_refusals_read_as_the_gateway_words_them():
+    """The client's own refusal of an option is shown in gateway_config's wording; scratch refusals name
+    the cause; the gateway's refusals are their message alone; anything else keeps its traceback."""
+    _needs_user_env()
+    import gateway_config
+
+    env = {"PATH": os.environ["PATH"], "PANGEO_SCRATCH": "s3://pangeo-scratch/alice"}
+    result = subprocess.run([str(USER_PYTHON), "-c", _REFUSALS_IN_THE_NOTEBOOK, str(image.IMAGE_DIR)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["option"] == "ValueError: " + gateway_config.option_refusal("worker_memory", 1000, 16, "GiB")
+    assert shown["idle"] == "ValueError: " + gateway_config.option_refusal("idle_timeout_minutes", 61, 60, "minutes")
+    assert shown["other_prefix"].startswith("PermissionError: access denied to s3://pangeo-scratch/bob/x: it is not "
+                                            "in your scratch prefix") and "s3://pangeo-scratch/alice" in shown["other_prefix"]
+    assert "your own scratch prefix" in shown["own_prefix"] and "Restart your server" in shown["own_prefix"]
+    assert shown["elsewhere"] is None and shown["ours"] is None
+    assert shown["gcs"].startswith("OSError: access denied to gs://pangeo-scratch/bob/x: it is not in your scratch")
+    assert shown["gateway"] == "ValueError: You already have 2 Dask clusters"
+
+
+def test_the_image_names_the_units_the_gateway_publishes():
+    import gateway_config
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pangeo_messages", image.IMAGE_DIR / "pangeo_messages.py")
+    messages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(messages)
+    option_float, _ = gateway_config.option_types()
+    published = {f.field: f.unit for f in gateway_config.cluster_options(facts.load("gcp-us-central1b")).fields
+                 if isinstance(f, option_float)}
+    assert messages.OPTION_UNITS == published
+    for field, unit in published.items():
+        assert messages.option_refusal(field, 1000, 16, unit) == gateway_config.option_refusal(field, 1000, 16, unit)
