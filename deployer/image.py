@@ -61,10 +61,14 @@ def pip_requirements(environment=ENVIRONMENT):
 
 
 def content_tag(directory=None):
-    """Hash of every file's relative path and bytes; repo2docker copies all of them into the image."""
+    """Hash of every file's relative path and bytes; repo2docker copies all of them into the image.
+
+    Python's bytecode caches are left out: importing the image's modules in a test writes them (with the
+    source's mtime inside), and they are not part of what the image is built from a clean checkout."""
     directory = directory or IMAGE_DIR
     digest = hashlib.sha256()
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    files = sorted(p for p in directory.rglob("*")
+                   if p.is_file() and "__pycache__" not in p.relative_to(directory).parts)
     for path in files:
         name = path.relative_to(directory).as_posix().encode()
         data = path.read_bytes()

@@ -65,6 +65,12 @@ def test_content_tag_changes_exactly_when_a_file_does(tmp_path):
     assert image.content_tag(copy) != original, "a rename changes what repo2docker copies"
     (copy / "dask.yml").rename(copy / "dask.yaml")
 
+    # Importing the image's own Python modules (the message extension's tests do) writes bytecode caches;
+    # a tag that counted them would differ between a fresh clone and a tested checkout.
+    (copy / "__pycache__").mkdir(exist_ok=True)
+    (copy / "__pycache__" / "pangeo_messages.cpython-311.pyc").write_bytes(b"\x00cache")
+    assert image.content_tag(copy) == original, "bytecode caches are not part of the image's files"
+
     (copy / "sub").mkdir()
     (copy / "sub" / "extra.txt").write_text("")
     assert image.content_tag(copy) != original, "an added (even empty) file changes the tag"
