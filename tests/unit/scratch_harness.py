@@ -77,9 +77,15 @@ class FakeGoogleSts(web.RequestHandler):
 
 
 class FakeStorage(web.RequestHandler):
-    def get(self, _):
+    """Every listing holds one object, `<prefix>x`."""
+
+    def get(self, path):
         self.settings["fakes"].storage.append(self.request.headers.get("Authorization"))
-        self.finish({"kind": "storage#objects", "items": []})
+        bucket = path.split("/b/", 1)[1].split("/", 1)[0]
+        prefix = self.get_argument("prefix", "")
+        item = {"kind": "storage#object", "bucket": bucket, "name": prefix + "x", "size": "1",
+                "updated": "2026-12-01T00:00:00Z", "generation": "1"}
+        self.finish({"kind": "storage#objects", "items": [item]} if path.endswith("/o") else item)
 
 
 class Harness:
