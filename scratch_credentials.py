@@ -364,7 +364,10 @@ def main():
     port = int(os.environ.get("SCRATCH_CREDENTIALS_PORT", "8080"))
     app.listen(port, address=os.environ.get("SCRATCH_CREDENTIALS_IP", ""))
     LOG.info("scratch-credentials for %s on port %d", facts["scratch"]["bucket"], port)
-    IOLoop.current().start()
+    try:
+        IOLoop.current().start()
+    except KeyboardInterrupt:  # the hub stops its services with SIGINT
+        LOG.info("stopped")
 
 
 if __name__ == "__main__":
