@@ -17,6 +17,7 @@ import hub_config
 from deployer.local import scratch
 from deployer.local import hub_layer
 from deployer.values import deep_merge
+from tests.smoke import guide
 
 pytestmark = pytest.mark.local
 
@@ -133,6 +134,8 @@ def test_another_users_prefix_is_refused_and_their_objects_stay_unchanged(local_
     outcome = json.loads(result.stdout)
     for action in ("read", "write", "overwrite", "copy-from", "list", "list-root"):
         assert outcome[action].startswith("PermissionError"), f"{intruder} {action}: {outcome[action]}"
+    for action in ("write", "overwrite", "list", "list-root"):  # what the guide shows
+        assert outcome[action] == guide.error("scratch-other-prefix").text.strip(), (action, outcome[action])
     # s3fs's rm reports nothing either way: the store decides.
     assert state(f"{owner}/") == before == {f"{owner}/a.txt": "original a", f"{owner}/b.txt": "original b"}
     assert state(f"{intruder}/") == {}
@@ -182,7 +185,7 @@ def test_no_token(local_stack, users):
 
 def test_a_wrong_or_revoked_token(local_stack, users):
     name, _ = users["owner"]
-    assert "Scratch credentials refused: the hub does not know this token" in refusal(local_stack, name, "wrong")
+    assert refusal(local_stack, name, "wrong") == guide.error("scratch-credentials-refused").text.strip()
     token = make_user(local_stack, name)
     assert refusal(local_stack, name, token["token"]) == "WROTE"
     requests.delete(f"{local_stack.hub_url}/hub/api/users/{name}/tokens/{token['id']}", timeout=10,
