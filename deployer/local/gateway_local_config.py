@@ -16,6 +16,7 @@ RUNTIME = json.loads(Path(os.environ["PANGEO_LOCAL_RUNTIME"]).read_text())
 sys.path.insert(0, RUNTIME["repo"])
 
 import gateway_config  # noqa: E402  (the repository root is on sys.path only now)
+from deployer.local.confinement import confined  # noqa: E402
 from deployer.local.processes import STACK_ID_VAR  # noqa: E402
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
@@ -24,6 +25,10 @@ ports, paths = RUNTIME["ports"], RUNTIME["paths"]
 # We run as root and the stand-in's users are no system accounts: LocalBackend would setuid to them.
 c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
 gateway_config.configure(c, RUNTIME["facts"])
+# Schedulers and workers run the user's code too: confined like their server (deployer/local/confinement.py), in the
+# cluster's working directory (its TLS certificate).
+c.ClusterConfig.scheduler_cmd = confined(paths["data"], keep_cwd=True) + list(c.ClusterConfig.scheduler_cmd)
+c.ClusterConfig.worker_cmd = confined(paths["data"], keep_cwd=True) + list(c.ClusterConfig.worker_cmd)
 
 c.DaskGateway.address = f"127.0.0.1:{ports['gateway_api']}"
 c.Proxy.address = f"127.0.0.1:{ports['gateway_proxy']}"  # the scheduler (TLS) traffic shares it

@@ -7,8 +7,8 @@ scratch-credentials service as hub-managed services, and a token for the smoke s
 """
 
 import json
-from pathlib import Path
 
+from deployer.local.confinement import confined
 from deployer.local.github_standin import CLIENT_ID, CLIENT_SECRET
 from deployer.local.processes import STACK_ID_VAR
 from deployer.local.spawner import PangeoLocalSpawner
@@ -16,7 +16,6 @@ from deployer.local.spawner import PangeoLocalSpawner
 GATEWAY_SERVICE = "dask-gateway"
 SCRATCH_SERVICE = "scratch-credentials"
 SMOKE_SERVICE = "smoke-admin"
-CONFINE = Path(__file__).resolve().parent / "confine.sh"
 
 
 def configure(c, runtime, profiles):
@@ -52,8 +51,7 @@ def _spawner(c, runtime, profiles, ports, paths):
     spawner.profile_list = profiles
     # Own mount and PID namespaces: the stack's secrets, database, logs and raw store are hidden, and the
     # hub's and services' processes (their environments) are out of sight.
-    spawner.cmd = ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child=SIGTERM",
-                   "/bin/sh", str(CONFINE), paths["data"], f"{paths['user_venv']}/bin/jupyterhub-singleuser"]
+    spawner.cmd = confined(paths["data"]) + [f"{paths['user_venv']}/bin/jupyterhub-singleuser"]
     # Everything runs as root here; Jupyter refuses root unless told.
     spawner.args = ["--allow-root"]
     spawner.home_dir_template = f"{paths['homes']}/{{username}}"

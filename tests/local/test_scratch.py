@@ -108,7 +108,7 @@ print(json.dumps({k: s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode()
 
 
 @pytest.fixture(scope="module")
-def users(local_stack):
+def scratch_users(local_stack):
     if not USER_PYTHON.is_file():
         pytest.skip(f"needs the notebook environment {USER_PYTHON}: `make setup` builds it")
     suffix = uuid.uuid4().hex[:6]
@@ -116,17 +116,17 @@ def users(local_stack):
             for role in ("a", "ab", "owner", "intruder")}
 
 
-def test_a_user_writes_reads_and_lists_their_prefix_with_no_arguments(local_stack, users):
-    name, token = users["owner"]
+def test_a_user_writes_reads_and_lists_their_prefix_with_no_arguments(local_stack, scratch_users):
+    name, token = scratch_users["owner"]
     result = run(pod_env(local_stack, name, token["token"]), OWN, hub_config.scratch_url(local_stack.facts, name))
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout)
     assert out["read"] == "mine" and out["listed"] == [f"pangeo-scratch/{name}/a.txt"]
 
 
-def test_another_users_prefix_is_refused_and_their_objects_stay_unchanged(local_stack, users):
-    owner, _ = users["owner"]
-    intruder, token = users["intruder"]
+def test_another_users_prefix_is_refused_and_their_objects_stay_unchanged(local_stack, scratch_users):
+    owner, _ = scratch_users["owner"]
+    intruder, token = scratch_users["intruder"]
     bucket, state = store(local_stack)
     before = state(f"{owner}/", put={f"{owner}/a.txt": "original a", f"{owner}/b.txt": "original b"})
     result = run(pod_env(local_stack, intruder, token["token"]), ATTEMPTS, f"{bucket}/{owner}", f"{bucket}/{intruder}")
@@ -141,8 +141,8 @@ def test_another_users_prefix_is_refused_and_their_objects_stay_unchanged(local_
     assert state(f"{intruder}/") == {}
 
 
-def test_a_name_that_is_a_prefix_of_another_gets_neither_way(local_stack, users):
-    (short, short_token), (long, long_token) = users["a"], users["ab"]
+def test_a_name_that_is_a_prefix_of_another_gets_neither_way(local_stack, scratch_users):
+    (short, short_token), (long, long_token) = scratch_users["a"], scratch_users["ab"]
     bucket, state = store(local_stack)
     state(f"{long}/", put={f"{long}/a.txt": "long's", f"{long}/b.txt": "long's b"})
     state(f"{short}/", put={f"{short}/a.txt": "short's", f"{short}/b.txt": "short's b"})
@@ -152,6 +152,30 @@ def test_a_name_that_is_a_prefix_of_another_gets_neither_way(local_stack, users)
         assert all(v.startswith("PermissionError") for k, v in outcome.items() if k != "delete"), (me, outcome)
     assert state(f"{long}/") == {f"{long}/a.txt": "long's", f"{long}/b.txt": "long's b"}
     assert state(f"{short}/") == {f"{short}/a.txt": "short's", f"{short}/b.txt": "short's b"}
+
+
+def test_a_users_server_sees_none_of_the_stacks_state(local_stack, member_server):
+    """`~/../..` is the stack's data directory: its secrets, database, logs and raw store are hidden, and no
+    process outside the server's own is visible (their environments hold the stack's keys)."""
+    data = local_stack.data_dir
+    seen = member_server.run_json(f"""
+import json, os, pathlib
+data = pathlib.Path(os.path.expanduser("~")).parent.parent
+assert data == pathlib.Path({str(data)!r}), data
+seen = {{"secrets": (data / "secrets.json").read_text(),
+         "private": sorted(str(p) for d in ("run", "hub", "gateway", "scratch", "logs") for p in (data / d).rglob("*")),
+         "environments": []}}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        environ = open(f"/proc/{{pid}}/environ", "rb").read()
+    except OSError:
+        continue
+    if b"JUPYTERHUB_CRYPT_KEY" in environ or b"PANGEO_SCRATCH_SIGNING_KEY" in environ:
+        seen["environments"].append(pid)
+print(json.dumps(seen))
+""")
+    assert seen == {"secrets": "", "private": [], "environments": []}
+    assert (data / "secrets.json").read_text() and list((data / "run").iterdir())  # they are there, outside
 
 
 # ---- refusals a researcher sees -----------------------------------------------------------------------------
@@ -177,14 +201,14 @@ def refusal(local_stack, name, credential, url=None):
     return result.stdout.strip()
 
 
-def test_no_token(local_stack, users):
-    name, _ = users["owner"]
+def test_no_token(local_stack, scratch_users):
+    name, _ = scratch_users["owner"]
     out = refusal(local_stack, name, "")
     assert "Scratch credentials refused: no credential was sent" in out and "WROTE" not in out
 
 
-def test_a_wrong_or_revoked_token(local_stack, users):
-    name, _ = users["owner"]
+def test_a_wrong_or_revoked_token(local_stack, scratch_users):
+    name, _ = scratch_users["owner"]
     assert refusal(local_stack, name, "wrong") == guide.error("scratch-credentials-refused").text.strip()
     token = make_user(local_stack, name)
     assert refusal(local_stack, name, token["token"]) == "WROTE"
@@ -193,16 +217,16 @@ def test_a_wrong_or_revoked_token(local_stack, users):
     assert "Scratch credentials refused: the hub does not know this token" in refusal(local_stack, name, token["token"])
 
 
-def test_a_token_asking_for_another_users_credentials(local_stack, users):
-    owner, _ = users["owner"]
-    intruder, token = users["intruder"]
+def test_a_token_asking_for_another_users_credentials(local_stack, scratch_users):
+    owner, _ = scratch_users["owner"]
+    intruder, token = scratch_users["intruder"]
     url = hub_config.scratch_access_environment(local_stack.facts, owner, "")["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
     out = refusal(local_stack, intruder, token["token"], url=url)
     assert f"belongs to '{intruder}'; it cannot get '{owner}'" in out
 
 
-def test_a_dask_credential_signed_elsewhere(local_stack, users):
-    name, _ = users["owner"]
+def test_a_dask_credential_signed_elsewhere(local_stack, scratch_users):
+    name, _ = scratch_users["owner"]
     forged = gateway_config.scratch_worker_credential(name, "not the hub's key", hours=1)
     assert "Scratch credentials refused: The Dask credential is not valid here" in refusal(local_stack, name, forged)
 
@@ -214,8 +238,8 @@ def test_an_unsafe_user_name(local_stack):
     assert "cannot be written safely into a storage access policy" in out
 
 
-def test_the_service_down_is_an_error_not_anonymous_access(local_stack, users):
-    name, token = users["owner"]
+def test_the_service_down_is_an_error_not_anonymous_access(local_stack, scratch_users):
+    name, token = scratch_users["owner"]
     closed = f"http://127.0.0.1:{_closed_port()}/services/scratch-credentials/aws/{name}"
     out = refusal(local_stack, name, token["token"], url=closed)
     assert "WROTE" not in out and ("Connection refused" in out or "Could not connect" in out
@@ -278,9 +302,9 @@ def _answers(url):
         return False
 
 
-def test_a_session_outliving_several_lifetimes_keeps_working_and_asks_again(local_stack, short_lived_service, users):
+def test_a_session_outliving_several_lifetimes_keeps_working_and_asks_again(local_stack, short_lived_service, scratch_users):
     url, log = short_lived_service
-    name, token = users["owner"]
+    name, token = scratch_users["owner"]
     env = pod_env(local_stack, name, token["token"])
     env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"{url}aws/{name}"
     result = run(env, REFRESH, hub_config.scratch_url(local_stack.facts, name), 25, timeout=180)
