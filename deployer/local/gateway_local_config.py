@@ -16,7 +16,7 @@ RUNTIME = json.loads(Path(os.environ["PANGEO_LOCAL_RUNTIME"]).read_text())
 sys.path.insert(0, RUNTIME["repo"])
 
 import gateway_config  # noqa: E402  (the repository root is on sys.path only now)
-from deployer.local.confinement import confined  # noqa: E402
+from deployer.local.confinement import SKIP_TO_KILL, confined  # noqa: E402
 from deployer.local.processes import STACK_ID_VAR  # noqa: E402
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
@@ -29,6 +29,7 @@ gateway_config.configure(c, RUNTIME["facts"])
 # cluster's working directory (its TLS certificate).
 c.ClusterConfig.scheduler_cmd = confined(paths["data"], keep_cwd=True) + list(c.ClusterConfig.scheduler_cmd)
 c.ClusterConfig.worker_cmd = confined(paths["data"], keep_cwd=True) + list(c.ClusterConfig.worker_cmd)
+c.LocalBackend.sigint_timeout = c.LocalBackend.sigterm_timeout = SKIP_TO_KILL
 
 c.DaskGateway.address = f"127.0.0.1:{ports['gateway_api']}"
 c.Proxy.address = f"127.0.0.1:{ports['gateway_proxy']}"  # the scheduler (TLS) traffic shares it

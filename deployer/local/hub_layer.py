@@ -8,7 +8,7 @@ scratch-credentials service as hub-managed services, and a token for the smoke s
 
 import json
 
-from deployer.local.confinement import confined
+from deployer.local.confinement import SKIP_TO_KILL, confined
 from deployer.local.github_standin import CLIENT_ID, CLIENT_SECRET
 from deployer.local.processes import STACK_ID_VAR
 from deployer.local.spawner import PangeoLocalSpawner
@@ -52,6 +52,7 @@ def _spawner(c, runtime, profiles, ports, paths):
     # Own mount and PID namespaces: the stack's secrets, database, logs and raw store are hidden, and the
     # hub's and services' processes (their environments) are out of sight.
     spawner.cmd = confined(paths["data"]) + [f"{paths['user_venv']}/bin/jupyterhub-singleuser"]
+    spawner.interrupt_timeout = spawner.term_timeout = SKIP_TO_KILL
     # Everything runs as root here; Jupyter refuses root unless told.
     spawner.args = ["--allow-root"]
     spawner.home_dir_template = f"{paths['homes']}/{{username}}"

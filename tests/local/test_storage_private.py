@@ -1,7 +1,11 @@
 """Private scratch on the local stack, at the store: each client is a separate process holding only what a pod
 holds (hub_config.scratch_access_environment: the service's address and the caller's own credential), using
 s3fs/botocore from the notebook environment. The store's state is read back with the admin identity, because
-s3fs's bulk delete hides per-key errors: a refusal is proven by the objects, not by an exception."""
+s3fs's bulk delete hides per-key errors: a refusal is proven by the objects, not by an exception.
+
+Named to run after test_smoke.py: run between tests/local/test_guide.py and the smoke suite, its two minutes
+left the smoke suite's member2 kernel connection closed (cause not established; the suite's kernels are
+created in the guide tests and reused)."""
 
 import json
 import subprocess
@@ -65,7 +69,7 @@ def make_user(stack, name):
     headers = {"Authorization": f"token {stack.api_token}"}
     requests.post(f"{stack.hub_url}/hub/api/users/{name}", headers=headers, timeout=10)
     response = requests.post(f"{stack.hub_url}/hub/api/users/{name}/tokens", headers=headers, timeout=10,
-                             json={"scopes": [SCOPE], "note": "tests/local/test_scratch.py"})
+                             json={"scopes": [SCOPE], "note": "tests/local/test_storage_private.py"})
     assert response.status_code == 201, response.text
     return response.json()
 
