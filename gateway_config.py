@@ -5,8 +5,9 @@ Entry point: configure(c, facts, user_environment=None). Two callers:
   (gateway.extraConfig "00-gateway-config"; "zz-pangeo" then calls configure with PANGEO_FACTS). So the top
   level holds only imports, functions and UPPER_CASE constants (names that cannot clash with the chart's
   get_property, image_name, field, value...), and there is no `from __future__` (it would not be first).
-- the local stack (deployer/local), which imports it and passes `user_environment(username) -> dict`
-  (per-user local S3 keys); on Kubernetes the pods get cloud credentials from the scratch ServiceAccount.
+- the local stack (deployer/local), which imports it (and may pass `user_environment(username) -> dict`).
+Schedulers and workers hold no bucket identity: they fetch prefix-scoped credentials from the
+scratch-credentials service (scratch_credentials.py) with a credential signed here for the cluster's owner.
 
 dask-gateway-server 2026.3.0 has no per-user limits of its own (no UserLimits; only per-cluster caps), so:
 - each cluster is capped (cluster_max_cores/memory) at the user's limit divided by the clusters a user may
@@ -17,7 +18,10 @@ dask-gateway-server 2026.3.0 has no per-user limits of its own (no UserLimits; o
 """
 
 import functools
+import hashlib
+import hmac
 import math
+import time
 import urllib.parse
 
 from dask_gateway_server import options as gateway_options
@@ -31,6 +35,11 @@ PROCESS_BACKEND = "dask_gateway_server.backends.local.UnsafeLocalBackend"
 KUBE_BACKEND = "dask_gateway_server.backends.kubernetes.KubeBackend"
 # distributed >= 2026 ships only the `dask` CLI: `dask-scheduler`/`dask-worker` (the gateway's defaults) are gone.
 SCHEDULER_CMD = ["dask", "scheduler"]
+SCRATCH_SERVICE = "scratch-credentials"
+SCRATCH_SERVICE_PORT = 8080
+# The key shared with the scratch-credentials service (the chart's Secret pangeo-scratch-signing).
+SCRATCH_SIGNING_KEY_VAR = "PANGEO_SCRATCH_SIGNING_KEY"
+SCRATCH_CREDENTIAL_PREFIX = "pangeo-scratch-v1"
 WORKER_CMD = ["dask", "worker"]
 
 
@@ -74,13 +83,50 @@ def scratch_url(facts, username):
     return f"{facts['scratch']['bucket']}/{urllib.parse.quote(username, safe='')}"
 
 
+def scratch_worker_credential(username, key, hours, now=None):
+    """What a Dask pod of `username` shows the scratch-credentials service: it names the user, expires after
+    `hours`, and is accepted by nothing else (HMAC-SHA256 with the service's key; scratch_credentials
+    .worker_credential_user checks it)."""
+    expires_at = int((now or time.time()) + hours * 3600)
+    mac = hmac.new(key.encode(), f"{username}.{expires_at}".encode(), hashlib.sha256).hexdigest()
+    return f"{SCRATCH_CREDENTIAL_PREFIX}.{username}.{expires_at}.{mac}"
+
+
+def scratch_hub_url(facts):
+    """hub_config.hub_url: where the hub's proxy answers."""
+    hub = facts["hub"]
+    if "https_contact_email" in hub:
+        return f"https://{hub['host']}"
+    if facts["cloud"] == PROCESS_CLOUD:
+        return f"http://{hub['host']}:{hub['port']}"
+    return f"http://{hub['host']}"
+
+
+def scratch_access_environment(facts, username, credential):
+    """The same rule as hub_config.scratch_access_environment (a unit test checks they agree)."""
+    prefix = f"/services/{SCRATCH_SERVICE}"
+    user = urllib.parse.quote(username, safe="")
+    if facts["scratch"]["bucket"].startswith("s3://"):
+        return {"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{scratch_hub_url(facts)}{prefix}/aws/{user}",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": credential}
+    namespace = facts["kubernetes"]["namespace"]
+    address = f"{SCRATCH_SERVICE}.{namespace}.svc.cluster.local:{SCRATCH_SERVICE_PORT}{prefix}/gcp/{user}/{credential}"
+    return {"GCE_METADATA_HOST": address, "GCE_METADATA_IP": address}
+
+
 def cluster_environment(facts, username, user_environment=None):
     """Variables every scheduler and worker of `username` gets, as the notebook has them.
 
-    `user_environment(username)` adds per-user variables (the local stack's S3 keys); what the facts decide
-    (the scratch prefix, the endpoint) wins over it.
+    `user_environment(username)` adds per-user variables; what the facts decide (the scratch prefix, the
+    endpoint, the way to scratch credentials) wins over it. Without the signing key the credential is left
+    empty, and the scratch-credentials service says what is missing.
     """
+    import os  # here, not at the top: the chart's inlined config has its own `os`
     env = dict(user_environment(username)) if user_environment is not None else {}
+    key = os.environ.get(SCRATCH_SIGNING_KEY_VAR, "")
+    hours = facts["scratch"].get("credentials", {}).get("worker_credential_hours", 168)
+    env.update(scratch_access_environment(facts, username, scratch_worker_credential(username, key, hours)
+                                          if key else ""))
     env["PANGEO_SCRATCH"] = scratch_url(facts, username)
     endpoint = facts["scratch"].get("endpoint_url")
     if endpoint:
@@ -129,9 +175,10 @@ def check_share(facts, share):
 
 
 def pod_placement(facts):
-    """Pod spec additions: the Dask node pool (its selector and taints) and the scratch ServiceAccount."""
+    """Pod spec additions: the Dask node pool (its selector and taints). No ServiceAccount of ours: Dask pods
+    hold no bucket identity (see cluster_environment)."""
     pool = facts["node_pools"][facts["dask_gateway"]["node_pool"]]
-    spec = {"serviceAccountName": facts["scratch"]["service_account"]}
+    spec = {}
     if pool["node_selector"]:
         spec["nodeSelector"] = dict(pool["node_selector"])
     if pool["taints"]:

@@ -20,13 +20,18 @@ from traitlets.config import LazyConfigValue
 
 TEMPLATES = Path(__file__).resolve().parent / "hub_templates"
 GATEWAY_SERVICE = "dask-gateway"
+# scratch_credentials.py: the only holder of the bucket's cloud identity; pods fetch prefix-scoped
+# credentials from it with their own token.
+SCRATCH_SERVICE = "scratch-credentials"
+SCRATCH_SERVICE_PORT = 8080
 CULLER_SERVICE = "idle-culler"
 # What jupyterhub-idle-culler's documentation lists for culling servers (not users: admin:users is
 # needed only with --cull-users, which we do not use).
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 # JupyterHub's default `server` role, plus access to the gateway: the notebook's own token is what the
 # dask-gateway client presents, and the gateway may require this scope on it.
-SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", f"access:services!service={GATEWAY_SERVICE}"]
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", f"access:services!service={GATEWAY_SERVICE}",
+                       f"access:services!service={SCRATCH_SERVICE}"]
 HOME = "/home/jovyan"
 GIB = 1024**3
 
@@ -222,11 +227,36 @@ def _spawner_scratch_url(bucket, spawner):
     return _user_prefix(bucket, spawner.user.name)
 
 
+def scratch_access_environment(facts, username, credential):
+    """How a pod of `username` gets its scratch credentials from the scratch-credentials service, through
+    the SDKs' own refreshing providers; `credential` is the pod's token (notebook) or worker credential (Dask).
+    The same rule as gateway_config.scratch_access_environment (a unit test checks they agree).
+
+    - S3: botocore's container provider, which accepts only https or loopback: through the hub's proxy.
+    - GCS: google-auth's metadata-server path, in-cluster over plain http; google-auth sends no
+      Authorization header to a metadata server, so the credential is part of the address.
+    """
+    prefix = f"/services/{SCRATCH_SERVICE}"
+    user = quote(username, safe="")
+    if facts["scratch"]["bucket"].startswith("s3://"):
+        return {"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{hub_url(facts)}{prefix}/aws/{user}",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": credential}
+    namespace = facts["kubernetes"]["namespace"]
+    address = f"{SCRATCH_SERVICE}.{namespace}.svc.cluster.local:{SCRATCH_SERVICE_PORT}{prefix}/gcp/{user}/{credential}"
+    return {"GCE_METADATA_HOST": address, "GCE_METADATA_IP": address}
+
+
+def _spawner_scratch_access(facts, name, spawner):
+    return scratch_access_environment(facts, spawner.user.name, spawner.api_token)[name]
+
+
 def environment(facts):
     """Variables of every user server. Per-user values are callables: local spawners do not expand
     `{username}` (KubeSpawner does), and both call callables with the spawner."""
     scratch = functools.partial(_spawner_scratch_url, facts["scratch"]["bucket"])
     env = {"PANGEO_CLUSTER": facts["name"], "PANGEO_SCRATCH": scratch, "SCRATCH_BUCKET": scratch}
+    for name in scratch_access_environment(facts, "", ""):
+        env[name] = functools.partial(_spawner_scratch_access, facts, name)
     endpoint = facts["scratch"].get("endpoint_url")
     if endpoint:
         # botocore and fsspec read these, so s3fs finds the store with no arguments.
@@ -245,7 +275,7 @@ def _spawner(c, facts):
 
     kube = c.KubeSpawner
     kube.profile_list = profiles(facts)
-    kube.service_account = facts["scratch"]["service_account"]
+    # No service_account: user pods hold no bucket identity (scratch_access_environment instead).
     # jovyan (uid 1000) owns its files; the volume is group-writable by group 100, as z2jh does.
     kube.uid = 1000
     kube.fs_gid = 100
@@ -290,8 +320,9 @@ def _service_checks(c):
 
 
 def _roles(c):
-    # The default `user` role is just `self`; users also need to reach the gateway service.
-    _add_role(c, {"name": "user", "scopes": ["self", f"access:services!service={GATEWAY_SERVICE}"]})
+    # The default `user` role is just `self`; users also need to reach the gateway and scratch services.
+    _add_role(c, {"name": "user", "scopes": ["self", f"access:services!service={GATEWAY_SERVICE}",
+                                             f"access:services!service={SCRATCH_SERVICE}"]})
 
 
 def _add_role(c, role):

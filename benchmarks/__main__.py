@@ -13,11 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import config_bench, gateway_bench, make_test, report, spawn_bench, storm
+from . import config_bench, gateway_bench, make_test, report, scratch_bench, spawn_bench, storm
 from .common import REPO, log, machine, rounded, start_stack
 
 OUT = REPO / "benchmarks"
-ALL = ("config", "spawn", "gateway", "storm", "make_test")
+ALL = ("config", "spawn", "gateway", "scratch", "storm", "make_test")
 
 
 def main(argv=None):
@@ -46,7 +46,7 @@ def main(argv=None):
     try:
         if "config" in wanted:
             _run(results, "config", lambda: config_bench.run(args.config_reps))
-        if {"spawn", "gateway"} & set(wanted):
+        if {"spawn", "gateway", "scratch"} & set(wanted):
             _with_stack(results, wanted, scratch / "stack", args)
         if "storm" in wanted:
             _run(results, "storm", lambda: storm.run(scratch / "storm", users=args.storm_users,
@@ -71,12 +71,12 @@ def main(argv=None):
 def _with_stack(results, wanted, data_dir, args):
     from deployer.local.stack import LocalStack, LocalStackError
 
-    log("starting the local stack for the spawn and gateway benchmarks")
+    log("starting the local stack for the spawn, gateway and scratch benchmarks")
     notes = results.setdefault("notes", [])
     try:
         stack = start_stack(lambda: LocalStack(data_dir, port=0), notes)
     except (LocalStackError, OSError) as e:
-        for name in ("spawn", "gateway"):
+        for name in ("spawn", "gateway", "scratch"):
             if name in wanted:
                 results["benchmarks"][name] = {"error": f"the local stack did not start: {e}"}
         return
@@ -86,6 +86,8 @@ def _with_stack(results, wanted, data_dir, args):
             _run(results, "spawn", lambda: spawn_bench.run(stack, reps=args.spawn_reps))
         if "gateway" in wanted:
             _run(results, "gateway", lambda: gateway_bench.run(stack, reps=args.gateway_reps))
+        if "scratch" in wanted:
+            _run(results, "scratch", lambda: scratch_bench.run(stack))
     finally:
         stack.stop()
 

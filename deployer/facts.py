@@ -159,6 +159,7 @@ def resolve(name, raw, path, sizes, sizes_path=SIZES_FILE):
         raise ConfigError(path, "dask_gateway.idle_timeout_minutes.maximum",
                           f"maximum {idle['maximum']} is below the default {idle['default']}")
     _check_gateway_limits(path, facts, sizes)
+    _check_scratch_credentials(path, facts)
     used = dict.fromkeys(facts["notebook"]["sizes"] + facts["dask_gateway"]["worker_sizes"])
     facts["sizes"] = {size_name: sizes[size_name] for size_name in used}
     return facts
@@ -196,6 +197,14 @@ def _check_cloud(path, facts):
     if cloud in ("gcp", "aws") and "https_contact_email" not in facts["hub"]:
         raise ConfigError(path, "hub.https_contact_email",
                           "a public hub is served over HTTPS; give the Let's Encrypt contact e-mail")
+
+
+def _check_scratch_credentials(path, facts):
+    credentials = facts["scratch"]["credentials"]
+    if credentials["min_remaining_minutes"] >= credentials["lifetime_minutes"]:
+        raise ConfigError(path, "scratch.credentials.min_remaining_minutes",
+                          f"{credentials['min_remaining_minutes']} is not below lifetime_minutes "
+                          f"{credentials['lifetime_minutes']}: every request would mint new credentials")
 
 
 def _check_gateway_limits(path, facts, sizes):

@@ -2,10 +2,11 @@
 
 The hub starts the gateway as a managed service (hub_layer), with PANGEO_LOCAL_RUNTIME naming the launcher's
 runtime file. gateway_config.configure does the real configuration from the facts; this adds only the local
-backend, the hub authentication, the addresses, and each user's scratch keys for their schedulers and workers.
+backend, the hub authentication and the addresses. Schedulers and workers get their scratch credentials from
+the scratch-credentials service (gateway_config.cluster_environment signs their credential with
+PANGEO_SCRATCH_SIGNING_KEY, which the hub passes to this service).
 """
 
-import functools
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ RUNTIME = json.loads(Path(os.environ["PANGEO_LOCAL_RUNTIME"]).read_text())
 sys.path.insert(0, RUNTIME["repo"])
 
 import gateway_config  # noqa: E402  (the repository root is on sys.path only now)
-from deployer.local import scratch  # noqa: E402
+from deployer.local.confinement import SKIP_TO_KILL, confined  # noqa: E402
 from deployer.local.processes import STACK_ID_VAR  # noqa: E402
 
 c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
@@ -25,8 +26,12 @@ ports, paths = RUNTIME["ports"], RUNTIME["paths"]
 
 # We run as root and the stand-in's users are no system accounts: LocalBackend would setuid to them.
 c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
-gateway_config.configure(c, RUNTIME["facts"],
-                         user_environment=functools.partial(scratch.user_environment, RUNTIME["secrets"]["scratch"]))
+gateway_config.configure(c, RUNTIME["facts"])
+# Schedulers and workers run the user's code too: confined like their server (deployer/local/confinement.py), in the
+# cluster's working directory (its TLS certificate).
+c.ClusterConfig.scheduler_cmd = confined(paths["data"], keep_cwd=True) + list(c.ClusterConfig.scheduler_cmd)
+c.ClusterConfig.worker_cmd = confined(paths["data"], keep_cwd=True) + list(c.ClusterConfig.worker_cmd)
+c.LocalBackend.sigint_timeout = c.LocalBackend.sigterm_timeout = SKIP_TO_KILL
 
 c.DaskGateway.address = f"127.0.0.1:{ports['gateway_api']}"
 c.Proxy.address = f"127.0.0.1:{ports['gateway_proxy']}"  # the scheduler (TLS) traffic shares it

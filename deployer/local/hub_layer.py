@@ -1,19 +1,21 @@
 """The local layer of the hub's configuration, applied after hub_config.configure(c, facts).
 
-Only what differs on one machine: addresses and ports, the local-process spawner, the stand-in's OAuth
-client, the gateway as a hub-managed service, per-user scratch keys, and a token for the smoke suite.
+Only what differs on one machine: addresses and ports, the local-process spawner (each server confined so
+that the stack's own state is out of its sight), the stand-in's OAuth client, the gateway and the
+scratch-credentials service as hub-managed services, and a token for the smoke suite.
 `runtime` is the dict the launcher writes (see stack.LocalStack._runtime).
 """
 
-import functools
+import json
 
 from deployer.dashboards import gateway_public_address
-from deployer.local import scratch
+from deployer.local.confinement import SKIP_TO_KILL, confined
 from deployer.local.github_standin import CLIENT_ID, CLIENT_SECRET
 from deployer.local.processes import STACK_ID_VAR
 from deployer.local.spawner import PangeoLocalSpawner
 
 GATEWAY_SERVICE = "dask-gateway"
+SCRATCH_SERVICE = "scratch-credentials"
 SMOKE_SERVICE = "smoke-admin"
 
 
@@ -48,7 +50,10 @@ def _spawner(c, runtime, profiles, ports, paths):
     c.JupyterHub.spawner_class = PangeoLocalSpawner
     spawner = c.PangeoLocalSpawner
     spawner.profile_list = profiles
-    spawner.cmd = [f"{paths['user_venv']}/bin/jupyterhub-singleuser"]
+    # Own mount and PID namespaces: the stack's secrets, database, logs and raw store are hidden, and the
+    # hub's and services' processes (their environments) are out of sight.
+    spawner.cmd = confined(paths["data"]) + [f"{paths['user_venv']}/bin/jupyterhub-singleuser"]
+    spawner.interrupt_timeout = spawner.term_timeout = SKIP_TO_KILL
     # Everything runs as root here; Jupyter refuses root unless told.
     spawner.args = ["--allow-root"]
     spawner.home_dir_template = f"{paths['homes']}/{{username}}"
@@ -56,13 +61,10 @@ def _spawner(c, runtime, profiles, ports, paths):
     spawner.default_url = "/lab"
     spawner.ip = "127.0.0.1"
     gateway = f"{runtime['hub_url']}/services/{GATEWAY_SERVICE}"
-    keys = functools.partial(_user_key, runtime["secrets"]["scratch"])
     env = dict(c.Spawner.environment) if "environment" in c.Spawner else {}
     env.update({
         "PATH": f"{paths['user_venv']}/bin:/usr/local/bin:/usr/bin:/bin",
         "VIRTUAL_ENV": paths["user_venv"],
-        "AWS_ACCESS_KEY_ID": functools.partial(keys, 0),
-        "AWS_SECRET_ACCESS_KEY": functools.partial(keys, 1),
         "DASK_GATEWAY__ADDRESS": gateway,
         "DASK_GATEWAY__PUBLIC_ADDRESS": gateway_public_address(gateway),
         "DASK_GATEWAY__PROXY_ADDRESS": f"gateway://127.0.0.1:{ports['gateway_proxy']}",
@@ -72,13 +74,28 @@ def _spawner(c, runtime, profiles, ports, paths):
     spawner.environment = env
 
 
-def _user_key(secret, index, spawner):
-    return scratch.user_keys(secret, spawner.user.name)[index]
+def scratch_service(runtime, ports, paths):
+    """scratch_credentials.py as the chart runs it, with the stack's web identity token in place of IRSA's."""
+    return {
+        "name": SCRATCH_SERVICE,
+        "url": f"http://127.0.0.1:{ports['scratch_credentials']}",
+        "command": [paths["hub_python"], f"{runtime['repo']}/scratch_credentials.py"],
+        "cwd": paths["hub"],
+        "environment": {
+            "PANGEO_FACTS": json.dumps(runtime["facts"]),
+            "PANGEO_SCRATCH_SIGNING_KEY": runtime["secrets"]["scratch_signing"],
+            "SCRATCH_CREDENTIALS_PORT": str(ports["scratch_credentials"]),
+            "SCRATCH_CREDENTIALS_IP": "127.0.0.1",
+            "AWS_ROLE_ARN": runtime["scratch_role_arn"],
+            "AWS_WEB_IDENTITY_TOKEN_FILE": paths["scratch_service_token"],
+            "AWS_ENDPOINT_URL_STS": runtime["facts"]["scratch"]["endpoint_url"],
+        },
+    }
 
 
 def _services(c, runtime, ports, paths):
     services = [s for s in (c.JupyterHub.services if "services" in c.JupyterHub else [])
-                if s.get("name") not in (GATEWAY_SERVICE, SMOKE_SERVICE)]
+                if s.get("name") not in (GATEWAY_SERVICE, SCRATCH_SERVICE, SMOKE_SERVICE)]
     services.append({
         "name": GATEWAY_SERVICE,
         "url": f"http://127.0.0.1:{ports['gateway_proxy']}",
@@ -91,8 +108,10 @@ def _services(c, runtime, ports, paths):
             "PANGEO_LOCAL_RUNTIME": paths["runtime"],
             # Schedulers and workers inherit PATH: `dask scheduler` must be the notebook environment's.
             "PATH": f"{paths['user_venv']}/bin:/usr/local/bin:/usr/bin:/bin",
+            "PANGEO_SCRATCH_SIGNING_KEY": runtime["secrets"]["scratch_signing"],
         },
     })
+    services.append(scratch_service(runtime, ports, paths))
     services.append({"name": SMOKE_SERVICE, "api_token": runtime["secrets"]["smoke_token"]})
     for service in services:
         if "command" in service:

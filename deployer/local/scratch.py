@@ -1,16 +1,26 @@
-"""The local scratch store: SeaweedFS with one S3 identity per stand-in user, limited to the user's prefix.
+"""The local scratch store: SeaweedFS with STS, as the clouds have it.
 
-Standard library only: the hub and the gateway processes import it to hand each user their keys.
-Keys are derived (HMAC) from a secret kept in the data directory, so nothing is stored per user and
-nothing is committed.
+The scratch-credentials service (scratch_credentials.py, a hub service here as in the chart) is the only
+holder of a role that may write the bucket. It assumes that role with a web identity token, exactly as on
+EKS with IRSA: AssumeRoleWithWebIdentity at SeaweedFS's STS (its S3 port), trusted because the token is
+signed by the stack's stand-in for the Kubernetes service-account issuer (token_issuer.py). SeaweedFS then
+enforces each user's session policy. No user has static keys; only an admin identity exists, for the
+bucket's set-up and for tests that inspect the store.
+
+Standard library only.
 """
 
+import base64
 import hashlib
-import hmac
 import json
 import urllib.parse
 
 ADMIN = "pangeo-local-admin"
+ADMIN_ACCESS_KEY = "LOCALADMIN"
+ROLE_ARN = "arn:aws:iam::000000000000:role/pangeo-scratch"
+PROVIDER = "local-service-accounts"
+# The audience EKS projects into IRSA tokens.
+AUDIENCE = "sts.amazonaws.com"
 # SeaweedFS stores a TTL as a count (at most 255) of one unit; days read best (the facts are in days),
 # then finer units for test values, then coarser ones for very long TTLs.
 _TTL_UNITS = (("d", 1440), ("h", 60), ("m", 1), ("w", 10080), ("M", 43200), ("y", 525600))
@@ -22,34 +32,38 @@ def bucket_and_prefix(scratch_url):
     return parts.netloc, parts.path.strip("/")
 
 
-def user_keys(secret, username):
-    """(access key id, secret access key) of `username`, the same on every call and restart."""
-    digest = hmac.new(secret.encode(), f"s3:{username}".encode(), hashlib.sha256).hexdigest()
-    return "LOCAL" + digest[:15].upper(), digest[15:55]
+def identities(admin_secret):
+    """SeaweedFS's -s3.config: the admin only (bucket set-up, inspection by tests)."""
+    return {"identities": [{"name": ADMIN, "credentials": [{"accessKey": ADMIN_ACCESS_KEY, "secretKey": admin_secret}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
 
 
-def user_environment(secret, username):
-    access, secret_key = user_keys(secret, username)
-    return {"AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret_key}
+def iam_config(bucket, issuer_url, sts_secret, service_subject):
+    """SeaweedFS's -s3.iam.config: its STS, the issuer it trusts, and the one role the service may assume."""
+    signing_key = base64.b64encode(hashlib.sha256(sts_secret.encode()).digest()).decode()
+    return {
+        "sts": {"tokenDuration": "1h", "maxSessionLength": "12h", "issuer": "pangeo-local-sts",
+                "signingKey": signing_key},
+        "providers": [{"name": PROVIDER, "type": "oidc", "enabled": True,
+                       "config": {"issuer": issuer_url, "clientId": AUDIENCE, "jwksUri": f"{issuer_url}/keys"}}],
+        "policy": {"defaultEffect": "Deny"},
+        "roles": [{
+            "roleName": "pangeo-scratch", "roleArn": ROLE_ARN, "attachedPolicies": ["pangeo-scratch-bucket"],
+            "trustPolicy": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": ["sts:AssumeRoleWithWebIdentity"],
+                "Condition": {"StringEquals": {"oidc:sub": service_subject}}}]},
+        }],
+        "policies": [{"name": "pangeo-scratch-bucket", "document": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:*"], "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]},
+            {"Effect": "Allow", "Action": ["sts:ValidateSession"], "Resource": ["*"]},
+        ]}}],
+    }
 
 
-def identities(secret, admin_secret, user_prefixes):
-    """SeaweedFS's -s3.config: an admin (setup, inspection) and, per user, Read/Write/List on their prefix.
-
-    user_prefixes: {username: (bucket, prefix)}.
-    """
-    result = [{"name": ADMIN, "credentials": [{"accessKey": "LOCALADMIN", "secretKey": admin_secret}],
-               "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]
-    for username, (bucket, prefix) in sorted(user_prefixes.items()):
-        access, secret_key = user_keys(secret, username)
-        result.append({"name": f"user-{username}", "credentials": [{"accessKey": access, "secretKey": secret_key}],
-                       "actions": [f"{action}:{bucket}/{prefix}/*" for action in ("Read", "Write", "List")]})
-    return {"identities": result}
-
-
-def write_identities(path, config):
-    path.write_text(json.dumps(config, indent=1))
+def write_private(path, config):
+    path.touch(mode=0o600)
     path.chmod(0o600)
+    path.write_text(json.dumps(config, indent=1))
 
 
 def ttl_spec(days):

@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -43,7 +42,9 @@ TOOLS = {
 HUB_TIMEOUT_S = 60
 STORE_TIMEOUT_S = 60
 GATEWAY_TIMEOUT_S = 60
-SECRET_NAMES = ("crypt_key", "standin_token_key", "scratch", "scratch_admin", "gateway_token", "smoke_token")
+SECRET_NAMES = ("crypt_key", "standin_token_key", "scratch_admin", "scratch_sts", "scratch_signing", "gateway_token",
+                "smoke_token")
+SCRATCH_SERVICE_SUBJECT = "system:serviceaccount:local:pangeo-scratch"
 
 
 class LocalStackError(Exception):
@@ -152,7 +153,7 @@ class LocalStack:
         facts["github"]["url"] = self.github_url
         facts["scratch"]["endpoint_url"] = self.s3_url
         self.facts = facts
-        self._write_identities()
+        self._write_store_config()
         self.runtime_file = self.data_dir / "run" / "runtime.json"
         self._write_private(self.runtime_file, json.dumps(self._runtime(), indent=1))
 
@@ -207,29 +208,42 @@ class LocalStack:
             # The cluster file's ports when they are free (make dev), otherwise (tests beside it) any.
             wanted = preferred[name] if self.port else None
             ports[name] = wanted if wanted and port_free(wanted) else free_port()
-        for name in ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "weed_master", "weed_master_grpc",
+        for name in ("hub_api", "proxy_api", "gateway_api", "gateway_proxy", "token_issuer", "scratch_credentials",
+                     "weed_master", "weed_master_grpc",
                      "weed_volume", "weed_volume_grpc", "weed_filer", "weed_filer_grpc", "s3_grpc"):
             ports[name] = free_port()
         self.ports = ports
 
-    def _write_identities(self):
-        with open(STANDIN_FILE) as f:
-            logins = yaml.safe_load(f)["users"]
-        prefixes = {login: scratch.bucket_and_prefix(_scratch_url(self.facts, login)) for login in logins}
-        self.identities_file = self.data_dir / "run" / "s3-identities.json"
-        scratch.write_identities(self.identities_file, scratch.identities(
-            self._secrets["scratch"], self._secrets["scratch_admin"], prefixes))
+    def _write_store_config(self):
+        """SeaweedFS's admin identity and its STS (deployer/local/scratch.py); no user has keys of their own."""
+        run = self.data_dir / "run"
+        self.identities_file, self.iam_file = run / "s3-identities.json", run / "s3-iam.json"
+        self.service_token_file = run / "scratch-service-token"
+        bucket = scratch.bucket_and_prefix(self.facts["scratch"]["bucket"] + "/x")[0]
+        scratch.write_private(self.identities_file, scratch.identities(self._secrets["scratch_admin"]))
+        scratch.write_private(self.iam_file, scratch.iam_config(
+            bucket, f"http://127.0.0.1:{self.ports['token_issuer']}", self._secrets["scratch_sts"],
+            SCRATCH_SERVICE_SUBJECT))
+
+    def _start_token_issuer(self):
+        """The stand-in for the cluster's service-account token issuer, which SeaweedFS's STS trusts."""
+        self._spawn("token-issuer", [
+            TOOLS["hub-python"][0], "-m", "deployer.local.token_issuer", "--port", self.ports["token_issuer"],
+            "--token-file", self.service_token_file, "--subject", SCRATCH_SERVICE_SUBJECT,
+        ], env=self._env(), cwd=REPO, grace_s=5.0)
 
     def _runtime(self):
         d = self.data_dir
         return {
             "repo": str(REPO), "stack_id": self.stack_id, "facts": self.facts, "ports": self.ports,
-            "hub_url": self.hub_url,
-            "secrets": {k: self._secrets[k] for k in ("scratch", "gateway_token", "smoke_token")},
+            "hub_url": self.hub_url, "scratch_role_arn": scratch.ROLE_ARN,
+            "secrets": {k: self._secrets[k] for k in ("scratch_signing", "gateway_token", "smoke_token")},
             "paths": {
                 "hub": str(d / "hub"), "homes": str(d / "homes"), "gateway": str(d / "gateway"),
                 "runtime": str(d / "run" / "runtime.json"), "gateway_config": str(HERE / "gateway_local_config.py"),
                 "proxy": str(TOOLS["proxy"][0]), "user_venv": str(VENV / "user"), "gateway_venv": str(VENV / "gateway"),
+                "hub_python": str(TOOLS["hub-python"][0]), "scratch_service_token": str(self.service_token_file),
+                "data": str(d),
             },
         }
 
@@ -247,12 +261,14 @@ class LocalStack:
     def _start_processes(self):
         p, d = self.ports, self.data_dir
         self._t0 = time.monotonic()
+        self._start_token_issuer()
         self._spawn("scratch-store", [
             TOOLS["weed"][0], "server", f"-dir={d / 'scratch'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={p['weed_master']}", f"-master.port.grpc={p['weed_master_grpc']}",
             f"-volume.port={p['weed_volume']}", f"-volume.port.grpc={p['weed_volume_grpc']}",
             f"-filer.port={p['weed_filer']}", f"-filer.port.grpc={p['weed_filer_grpc']}",
             "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.config={self.identities_file}",
+            f"-s3.iam.config={self.iam_file}",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
             # Small volumes, and room for one set per TTL: scratch objects live in TTL volumes.
             "-master.volumeSizeLimitMB=64", "-volume.max=100", "-volume.preStopSeconds=1",
@@ -281,6 +297,12 @@ class LocalStack:
         wait_until(lambda: http_status(f"{self.hub_url}/services/dask-gateway/api/health") == 200,
                    "Dask Gateway (through the proxy)", GATEWAY_TIMEOUT_S, [hub])
         self.timings["gateway_ready_s"] = self._since_start()
+        self._wait_scratch_credentials(hub)
+        self.timings["scratch_credentials_ready_s"] = self._since_start()
+
+    def _wait_scratch_credentials(self, hub):
+        wait_until(lambda: http_status(f"{self.hub_url}/services/scratch-credentials/health") == 200,
+                   "the scratch-credentials service (through the proxy)", GATEWAY_TIMEOUT_S, [hub])
 
     def _since_start(self):
         return round(time.monotonic() - self._t0, 2)
@@ -321,10 +343,3 @@ class LocalStack:
 def _port_of(url):
     return urlsplit(url).port
 
-
-def _scratch_url(facts, username):
-    """hub_config.scratch_url, the one rule for a user's prefix."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    import hub_config
-    return hub_config.scratch_url(facts, username)

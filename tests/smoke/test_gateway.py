@@ -62,6 +62,29 @@ print(json.dumps({"notebook": os.environ["PANGEO_SCRATCH"], "workers": sorted(se
 """)
         assert seen["workers"] == [seen["notebook"]], seen
 
+    def test_workers_write_and_read_their_prefix_with_no_arguments(self, cluster):
+        """Each worker fetches its own credentials (its process has only its own environment): chunks of a
+        Zarr store are written and read on the workers, and a worker writes a file of its own."""
+        out = cluster.run_json("""
+import uuid
+import dask.array as da
+import fsspec
+import xarray as xr
+path = os.environ["PANGEO_SCRATCH"] + "/smoke/" + uuid.uuid4().hex
+ds = xr.Dataset({"t": ("x", da.arange(1000, chunks=100))})
+ds.to_zarr(path + "/ds.zarr", mode="w")
+total = float(xr.open_zarr(path + "/ds.zarr").t.sum().compute())
+def write_here(p):
+    with fsspec.open(p, "w") as f:
+        f.write("from a worker")
+    with fsspec.open(p) as f:
+        return f.read().decode()
+from_worker = client.submit(write_here, path + "/worker.txt", pure=False).result()
+fsspec.filesystem(path.split("://")[0]).rm(path, recursive=True)
+print(json.dumps({"total": total, "from_worker": from_worker}))
+""", timeout=180)
+        assert out == {"total": 499500.0, "from_worker": "from a worker"}
+
     def test_another_user_can_neither_see_nor_stop_it(self, cluster, member2_server):
         outcome = member2_server.run_json(f"""
 import json

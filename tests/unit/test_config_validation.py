@@ -86,6 +86,9 @@ CASES = [
      "aws-uswest2.yaml", "hub.https_contact_email", ["HTTPS"]),
     ("worker limit below one worker", "kind", set_key("dask_gateway.limits_per_user.cores", 0.5),
      "kind.yaml", "dask_gateway.limits_per_user.cores", ["below one default worker's 1"]),
+    ("scratch credentials floor above their lifetime", "aws-uswest2",
+     set_key("scratch.credentials", {"lifetime_minutes": 15, "min_remaining_minutes": 20}),
+     "aws-uswest2.yaml", "scratch.credentials.min_remaining_minutes", ["not below lifetime_minutes 15"]),
     ("unknown cloud", "kind", set_key("cloud", "azure"),
      "kind.yaml", "cloud", ["'azure'", "gcp, aws, kind, local"]),
 ]

@@ -359,12 +359,14 @@ def test_scheduler_and_worker_pods_land_on_the_dask_pool(name):
         kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
         spec, container = pod["spec"], pod["spec"]["containers"][0]
         assert container["args"][:2] == command
-        assert spec["serviceAccountName"] == facts["scratch"]["service_account"]
+        assert spec.get("serviceAccountName") != facts["scratch"]["service_account"]
         assert spec.get("nodeSelector", {}) == pool["node_selector"]
         assert [(t["key"], t["value"], t["effect"]) for t in spec.get("tolerations", [])] == [
             (t["key"], t["value"], t["effect"]) for t in pool["taints"]]
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["PANGEO_SCRATCH"] == gateway_config.scratch_url(facts, ODD_USER)
+        access = gateway_config.scratch_access_environment(facts, ODD_USER, "CREDENTIAL")
+        assert set(access) <= set(env) and not {"AWS_ROLE_ARN", "AWS_ACCESS_KEY_ID"} & set(env)
         if is_worker:
             assert container["resources"]["limits"] == {"cpu": f"{cores:.3f}", "memory": str(memory)}
             request = f"{first['cpu']['guarantee']:.3f}"

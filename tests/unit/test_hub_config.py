@@ -216,14 +216,15 @@ def test_the_culler_knows_the_options_we_pass():
 
 
 @pytest.mark.parametrize("name", CLUSTERS)
-def test_users_and_their_servers_may_reach_the_gateway(all_facts, name):
+def test_users_and_their_servers_may_reach_the_gateway_and_scratch_credentials(all_facts, name):
     c = configured(all_facts[name])
     hub = JupyterHub(config=c)
     (user_role,) = [r for r in hub.load_roles if r["name"] == "user"]
     gateway_scope = f"access:services!service={hub_config.GATEWAY_SERVICE}"
-    assert set(user_role["scopes"]) == {"self", gateway_scope}
+    scratch_scope = f"access:services!service={hub_config.SCRATCH_SERVICE}"
+    assert set(user_role["scopes"]) == {"self", gateway_scope, scratch_scope}
     scopes = LocalProcessSpawner(config=c).server_token_scopes
-    assert gateway_scope in scopes and "users:activity!user" in scopes and "access:servers!server" in scopes
+    assert gateway_scope in scopes and scratch_scope in scopes and "users:activity!user" in scopes and "access:servers!server" in scopes
     for role in hub.load_roles:
         _check_scopes_exist(role["scopes"], who_for=role["name"])
     _check_scopes_exist(scopes)
@@ -242,7 +243,8 @@ def test_what_the_chart_configured_is_kept(all_facts):
     assert [s["name"] for s in hub.services] == ["dask-gateway", hub_config.CULLER_SERVICE]
     assert [r["name"] for r in hub.load_roles].count("user") == 1
     (user_role,) = [r for r in hub.load_roles if r["name"] == "user"]
-    assert {"self", "read:users:name", "access:services!service=dask-gateway"} == set(user_role["scopes"])
+    assert {"self", "read:users:name", "access:services!service=dask-gateway",
+            "access:services!service=scratch-credentials"} == set(user_role["scopes"])
     assert hub.template_paths[:2] == [str(hub_config.TEMPLATES), "/somewhere"]
     env = c.KubeSpawner.environment
     assert env["DASK_GATEWAY__ADDRESS"] and callable(env["PANGEO_SCRATCH"])

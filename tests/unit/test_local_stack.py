@@ -27,19 +27,14 @@ def test_ttl_below_a_minute_is_refused_with_the_key_named():
         scratch.ttl_spec(0.0001)
 
 
-def test_user_keys_are_stable_per_user_and_secret():
-    assert scratch.user_keys("seed", "alice") == scratch.user_keys("seed", "alice")
-    assert scratch.user_keys("seed", "alice") != scratch.user_keys("seed", "bob")
-    assert scratch.user_keys("seed", "alice") != scratch.user_keys("other", "alice")
-
-
-def test_each_user_identity_reaches_only_its_own_prefix():
-    config = scratch.identities("seed", "admin-secret", {"alice": ("pangeo-scratch", "alice"),
-                                                        "bob": ("pangeo-scratch", "bob")})
-    by_name = {i["name"]: i for i in config["identities"]}
-    assert by_name["user-alice"]["actions"] == [
-        "Read:pangeo-scratch/alice/*", "Write:pangeo-scratch/alice/*", "List:pangeo-scratch/alice/*"]
-    assert by_name["user-alice"]["credentials"][0]["accessKey"] == scratch.user_keys("seed", "alice")[0]
+def test_the_store_has_no_user_keys_and_trusts_only_the_services_token():
+    assert [i["name"] for i in scratch.identities("admin-secret")["identities"]] == [scratch.ADMIN]
+    iam = scratch.iam_config("pangeo-scratch", "http://127.0.0.1:1", "sts-secret", "system:serviceaccount:x:y")
+    (role,) = iam["roles"]
+    (trust,) = role["trustPolicy"]["Statement"]
+    assert trust["Action"] == ["sts:AssumeRoleWithWebIdentity"]
+    assert trust["Condition"] == {"StringEquals": {"oidc:sub": "system:serviceaccount:x:y"}}
+    assert iam["policy"] == {"defaultEffect": "Deny"}
     assert scratch.bucket_and_prefix("s3://pangeo-scratch/a%40b") == ("pangeo-scratch", "a%40b")
 
 

@@ -57,6 +57,7 @@ def build(cluster, slug, username=ODD_USER, c=None):
 
     async def manifests():
         spawner = KubeSpawner(config=c, user=user(username), _mock=True)
+        spawner.api_token = "the-servers-token"  # what the hub sets before it starts a server
         spawner.user_options = {} if slug is None else {"profile": slug}
         await spawner.load_user_options()
         pod = await spawner.get_pod_manifest()
@@ -101,11 +102,12 @@ def test_pod_gets_the_profile_resources_and_node_pool(all_facts, built, name, sl
 
 
 @pytest.mark.parametrize("name, slug", CASES)
-def test_pod_has_scratch_identity_home_and_variables(all_facts, built, name, slug):
+def test_pod_has_no_scratch_identity_but_home_and_variables(all_facts, built, name, slug):
     cluster = all_facts[name]
-    pod, pvc, _ = built(name, slug)
+    pod, pvc, spawner = built(name, slug)
     spec = pod["spec"]
-    assert spec["serviceAccountName"] == cluster["scratch"]["service_account"]
+    # The bucket's identity belongs to the scratch-credentials service only.
+    assert spec.get("serviceAccountName") != cluster["scratch"]["service_account"]
     assert spec["securityContext"]["fsGroup"] == 100
     assert container(pod)["securityContext"]["runAsUser"] == 1000
 
@@ -119,6 +121,9 @@ def test_pod_has_scratch_identity_home_and_variables(all_facts, built, name, slu
     assert env["PANGEO_CLUSTER"] == name
     assert env.get("AWS_ENDPOINT_URL") == cluster["scratch"].get("endpoint_url")
     assert env["JUPYTERHUB_USER"] == ODD_USER
+    access = hub_config.scratch_access_environment(cluster, ODD_USER, spawner.api_token)
+    assert {k: env[k] for k in access} == access
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "GOOGLE_APPLICATION_CREDENTIALS"} & set(env)
     assert DNS_LABEL.match(pod["metadata"]["name"]) and DNS_LABEL.match(pvc["metadata"]["name"])
 
 
