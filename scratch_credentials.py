@@ -324,12 +324,33 @@ class GcpMetadataHandler(BaseHandler):
             raise Refused(404, f"this metadata server answers only for credentials, not {path!r}.")
 
 
+class UnconfiguredMinter:
+    """Refuses every request: this cluster's file names no scratch identity (e.g. kind)."""
+
+    def __init__(self, facts):
+        self.message = (f"cluster {facts['name']} has no scratch bucket identity (its cluster file sets no "
+                        "scratch.identity), so no one gets scratch credentials here.")
+        self.project = self.email = ""
+
+    async def mint(self, username):
+        raise Refused(503, self.message)
+
+
 def make_app(facts, signing_key, hub_auth, prefix=f"/services/{SERVICE_NAME}/", minters=None, clock=time.time):
     """The tornado application. `minters` ({"aws": ..., "gcp": ...}) replaces the cloud's own (tests)."""
     settings = Settings(facts)
     if minters is None:
         on_s3 = facts["scratch"]["bucket"].startswith("s3://")
-        minters = {"aws": AwsMinter(facts, settings)} if on_s3 else {"gcp": GcpMinter(facts, settings)}
+        minter_class = AwsMinter if on_s3 else GcpMinter
+        try:
+            minters = {"aws" if on_s3 else "gcp": minter_class(facts, settings)}
+        except ValueError:
+            # gcp and aws cluster files must name an identity (deployer.facts), so a missing one there is a
+            # broken deployment and the service must not start. A cluster without one (kind) still runs the
+            # service, so that the chart is the same everywhere, and every caller is told why not.
+            if "identity" in facts["scratch"]:
+                raise
+            minters = {"aws" if on_s3 else "gcp": UnconfiguredMinter(facts)}
     caches = {cloud: CredentialCache(minter, settings, clock) for cloud, minter in minters.items()}
     prefix = "/" + prefix.strip("/") + "/"
     return web.Application([

@@ -8,11 +8,13 @@ import pytest
 from kubernetes.utils import parse_quantity
 
 import hub_config
+from deployer.facts import REPO, read_yaml
 
 pytestmark = pytest.mark.kind
 
 GIB = 1024**3
 HOME = "/home/jovyan"
+USER_SERVICE_ACCOUNT = read_yaml(REPO / "helm" / "pangeo-cloud" / "values.yaml")["userServiceAccount"]["name"]
 
 
 def user_pod(core_v1, namespace, username):
@@ -55,6 +57,11 @@ def test_home_is_a_bound_pvc_of_the_configured_size_at_home_jovyan(core_v1, kind
     assert parse_quantity(claim.status.capacity["storage"]) >= size * GIB
 
 
+def test_the_users_pod_holds_no_bucket_identity(member_pod, facts):
+    assert member_pod.spec.service_account_name == USER_SERVICE_ACCOUNT != facts["scratch"]["service_account"]
+    assert member_pod.spec.automount_service_account_token is False
+
+
 def test_pangeo_scratch_is_in_the_pods_environment(member_pod, member_server, facts):
     env = {e.name: e.value for e in notebook_container(member_pod).env or []}
     assert env.get("PANGEO_SCRATCH") == hub_config.scratch_url(facts, member_server.name)
@@ -87,6 +94,7 @@ print(json.dumps(kind_client.submit(sum, range(100)).result()))
         assert {"dask-scheduler", "dask-worker"} <= roles, f"running dask-gateway pods: {roles}"
         for pod in pods:
             if (pod.metadata.labels or {}).get("app.kubernetes.io/component") in ("dask-scheduler", "dask-worker"):
-                assert pod.spec.service_account_name == facts["scratch"]["service_account"]
+                # No bucket identity on Dask pods: they run as the chart's identity-less account.
+                assert pod.spec.service_account_name == USER_SERVICE_ACCOUNT != facts["scratch"]["service_account"]
     finally:
         member_server.run("kind_client.close()\nkind_cluster.shutdown()", timeout=120)

@@ -256,3 +256,27 @@ def test_the_service_imports_only_what_the_hub_image_ships():
     assert third_party <= set(distributions), third_party
     for module in third_party:
         assert f"\n{distributions[module]}==" in image, module
+
+
+def test_a_cluster_without_a_scratch_identity_runs_the_service_and_tells_callers_why(monkeypatch):
+    # kind has no bucket identity, yet the chart (and the deploy's rollout wait) runs the service there too.
+    for variable in ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    harness = Harness(facts_module.load("kind"), lambda h: None).start()
+    try:
+        harness.add_user("alice", "alices-token")
+        response = get_aws(harness, "alice", "alices-token")
+        assert response.status_code == 503
+        assert json_of(response)["message"] == (
+            "Scratch credentials refused: cluster kind has no scratch bucket identity (its cluster file sets no "
+            "scratch.identity), so no one gets scratch credentials here.")
+        assert requests.get(harness.url("health"), timeout=5).json() == {"status": "ok"}
+    finally:
+        harness.stop()
+
+
+def test_a_cloud_cluster_whose_service_lacks_its_identity_does_not_start(monkeypatch):
+    for variable in ("AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(ValueError, match="AWS_WEB_IDENTITY_TOKEN_FILE"):
+        sc.make_app(aws_facts(), "k" * 32, hub_auth=None)
