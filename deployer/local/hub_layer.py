@@ -79,6 +79,8 @@ def scratch_service(runtime, ports, paths):
     return {
         "name": SCRATCH_SERVICE,
         "url": f"http://127.0.0.1:{ports['scratch_credentials']}",
+        # An API for notebooks and Dask pods, not a page for people: out of the Services menu, as in the chart.
+        "display": False,
         "command": [paths["hub_python"], f"{runtime['repo']}/scratch_credentials.py"],
         "cwd": paths["hub"],
         "environment": {

@@ -70,3 +70,20 @@ def test_admin_page_for_admin_only(login, users, smoke_target):
         session = login(name)
         page = session.get(f"{smoke_target.hub_url}/hub/admin", timeout=30, allow_redirects=False)
         assert page.status_code == expected, f"{name} on /hub/admin: HTTP {page.status_code}, wanted {expected}"
+
+
+def test_services_that_are_apis_stay_out_of_the_menu(hub):
+    # Their roots are no page for people (the gateway's is a 404, the credentials service's a health answer).
+    services = hub.request("GET", "/services").json()
+    for name in ("dask-gateway", "scratch-credentials"):
+        assert name in services, f"the hub does not know the {name} service: {sorted(services)}"
+        assert services[name]["display"] is False, f"{name} is in the hub's Services menu"
+
+
+def test_every_entry_of_the_services_menu_opens_a_page(login, users, smoke_target):
+    session = login(users["member"])
+    home = session.get(f"{smoke_target.hub_url}/hub/home", timeout=30)
+    assert home.status_code == 200, f"/hub/home: HTTP {home.status_code}"
+    for link in sorted(set(re.findall(r'href="([^"]*/services/[^"]*)"', home.text))):
+        page = session.get(requests.compat.urljoin(home.url, link), timeout=30)
+        assert page.status_code < 400, f"the Services menu entry {link} leads to HTTP {page.status_code}"
