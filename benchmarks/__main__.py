@@ -5,6 +5,7 @@ it started) before the next one, even after a failure.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -13,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import config_bench, gateway_bench, make_test, report, spawn_bench, storm
-from .common import REPO, log, machine, rounded, start_stack
+from . import config_bench, gateway_bench, make_test, report, spawn_bench, storm, variants
+from .common import REPO, log, machine, rounded
 
 OUT = REPO / "benchmarks"
 ALL = ("config", "spawn", "gateway", "storm", "make_test")
@@ -47,7 +48,7 @@ def main(argv=None):
         if "config" in wanted:
             _run(results, "config", lambda: config_bench.run(args.config_reps))
         if {"spawn", "gateway"} & set(wanted):
-            _with_stack(results, wanted, scratch / "stack", args)
+            _with_stacks(results, wanted, scratch / "stacks", args)
         if "storm" in wanted:
             _run(results, "storm", lambda: storm.run(scratch / "storm", users=args.storm_users,
                                                       light=args.storm_server == "light"))
@@ -68,26 +69,25 @@ def main(argv=None):
     return 1 if any("error" in r for r in results["benchmarks"].values()) else 0
 
 
-def _with_stack(results, wanted, data_dir, args):
-    from deployer.local.stack import LocalStack, LocalStackError
-
-    log("starting the local stack for the spawn and gateway benchmarks")
+def _with_stacks(results, wanted, data_dir, args):
+    """Our hub and a stock one side by side (real JupyterLab servers), for the spawn and gateway runs."""
     notes = results.setdefault("notes", [])
-    try:
-        stack = start_stack(lambda: LocalStack(data_dir, port=0), notes)
-    except (LocalStackError, OSError) as e:
-        for name in ("spawn", "gateway"):
-            if name in wanted:
-                results["benchmarks"][name] = {"error": f"the local stack did not start: {e}"}
-        return
-    try:
-        results["stack_start_s"] = stack.timings.get("start_s")
+    log("starting our local stack and a stock one for the spawn and gateway benchmarks")
+    with contextlib.ExitStack() as running:
+        try:
+            stacks = {flavour: running.enter_context(variants.bench_stack(data_dir / flavour, flavour, notes=notes,
+                                                                          light=False))
+                      for flavour in variants.FLAVOURS}
+        except Exception as e:  # the stacks' own errors, or a port taken twice on this shared machine
+            for name in ("spawn", "gateway"):
+                if name in wanted:
+                    results["benchmarks"][name] = {"error": f"the local stacks did not start: {e}"}
+            return
+        results["stack_start_s"] = stacks["ours"].timings.get("start_s")
         if "spawn" in wanted:
-            _run(results, "spawn", lambda: spawn_bench.run(stack, reps=args.spawn_reps))
+            _run(results, "spawn", lambda: spawn_bench.run(stacks, reps=args.spawn_reps))
         if "gateway" in wanted:
-            _run(results, "gateway", lambda: gateway_bench.run(stack, reps=args.gateway_reps))
-    finally:
-        stack.stop()
+            _run(results, "gateway", lambda: gateway_bench.run(stacks, reps=args.gateway_reps))
 
 
 def _run(results, name, func):
