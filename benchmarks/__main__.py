@@ -14,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import config_bench, gateway_bench, make_test, report, spawn_bench, storm, variants
+from . import config_bench, gateway_bench, make_test, report, scale, spawn_bench, storm, variants
 from .common import REPO, log, machine, rounded
 
 OUT = REPO / "benchmarks"
-ALL = ("config", "spawn", "gateway", "storm", "make_test")
+ALL = ("config", "spawn", "gateway", "storm", "scale", "make_test")
 
 
 def main(argv=None):
@@ -27,7 +27,11 @@ def main(argv=None):
     parser.add_argument("--spawn-reps", type=int, default=5)
     parser.add_argument("--gateway-reps", type=int, default=3)
     parser.add_argument("--config-reps", type=int, default=5)
-    parser.add_argument("--storm-users", type=int, default=storm.STORM_USERS)
+    parser.add_argument("--storm-sizes", default=",".join(map(str, storm.STORM_SIZES)),
+                        help="comma-separated storm sizes (users logging in at once)")
+    parser.add_argument("--scale-users", type=int, default=scale.USERS)
+    parser.add_argument("--scale-running", type=int, default=scale.RUNNING)
+    parser.add_argument("--no-database", action="store_true", help="leave out the PostgreSQL storms")
     parser.add_argument("--storm-server", choices=("light", "real"), default="light",
                         help="light: benchmarks/light_server.py; real: jupyterhub-singleuser (CPU-heavy)")
     parser.add_argument("--make-test", action="store_true", default=os.environ.get("BENCH_MAKE_TEST") == "1",
@@ -50,8 +54,12 @@ def main(argv=None):
         if {"spawn", "gateway"} & set(wanted):
             _with_stacks(results, wanted, scratch / "stacks", args)
         if "storm" in wanted:
-            _run(results, "storm", lambda: storm.run(scratch / "storm", users=args.storm_users,
-                                                      light=args.storm_server == "light"))
+            sizes = tuple(int(x) for x in args.storm_sizes.split(",") if x.strip())
+            _run(results, "storm", lambda: storm.run(scratch / "storm", sizes=sizes, light=args.storm_server == "light",
+                                                      database=not args.no_database))
+        if "scale" in wanted:
+            _run(results, "scale", lambda: scale.run(scratch / "scale", users=args.scale_users,
+                                                      running=args.scale_running))
         if "make_test" in wanted:
             _run(results, "make_test", make_test.measure if args.make_test else make_test.recorded)
     finally:

@@ -67,8 +67,8 @@ def stack_class(flavour, db_url=None, light_env=None, keep_servers=False):
 
         def _runtime(self):
             runtime = super()._runtime()
-            runtime["bench"] = {"flavour": flavour, "db_url": db_url, "keep_servers": keep_servers,
-                                "proxy_token": proxy_token}
+            runtime["bench"] = self.runtime_bench = {"flavour": flavour, "db_url": db_url,
+                                                     "keep_servers": keep_servers, "proxy_token": proxy_token}
             if light_env:
                 runtime["paths"]["user_venv"] = str(light_env)
             if flavour == "stock":
@@ -81,12 +81,14 @@ def stack_class(flavour, db_url=None, light_env=None, keep_servers=False):
                 self.hub_launch = (cmd, grace_s, kwargs)
             return super()._spawn(name, cmd, grace_s=grace_s, **kwargs)
 
-        def restart_hub(self):
-            """Stop the hub process only (with keep_servers its servers and proxy keep running), start it
-            again with the same command; the caller waits for it."""
+        def stop_hub(self):
+            """Stop the hub process only (with keep_servers, its servers and proxy keep running)."""
             old = self._processes.pop("hub")
             old.terminate()
             old.wait_or_kill()
+
+        def start_hub(self):
+            """Start the hub process again with the same command; the caller waits for it."""
             cmd, grace_s, kwargs = self.hub_launch
             return super()._spawn("hub", cmd, grace_s=grace_s, **kwargs)
 
