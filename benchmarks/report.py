@@ -81,6 +81,10 @@ def markdown(results):
             out.append(f"- Ratio to stock {_x(r['ratio'])}; target {r['target']['text']}: {_met(r['target'])}"
                        + (f"; ratio to the floor {_x(r['floor_ratio'])}" if "floor" in r else ""))
         out += DETAILS[name](r) + [""]
+    storm = results["benchmarks"].get("storm") or {}
+    if "comparisons" in storm:
+        out += _database(storm) + [""]
+    out += [KNOBS, ""]
     return "\n".join(out) + "\n"
 
 
@@ -148,7 +152,7 @@ def _storm_row(size, name, v):
     return (f"| {size} | {name} | {v['succeeded']}/{v['users']} ({v['rounds']} round{'s' if v['rounds'] > 1 else ''}) "
             f"| {_s(login['p50'])} / {_s(login['p99'])} | {_s(spawn['p50'])} / {_s(spawn['p99'])} "
             f"| {_s(total['p50'])} / {_s(total['p99'])} | {_ms(api['p50'])} / {_ms(api['p99'])} "
-            f"| {_s(v['hub_cpu_s'])} in {_s(v['storm_wall_s'])} | {len(v['failures'])} |")
+            f"| {_s(v['hub_cpu_s'])} in {_s(v['storm_wall_s'])} | {_s(v.get('standin_cpu_s'))} | {len(v['failures'])} |")
 
 
 def _storm(r):
@@ -157,8 +161,8 @@ def _storm(r):
              "All variants ran side by side; storms of the first size ran twice per variant (in the order",
              f"{', '.join(r['variants'])}, then reversed) and are pooled, larger ones once.", "",
              "| Users | Hub | Servers up | login p50 / p99 | spawn p50 / p99 | login + spawn p50 / p99 "
-             "| API p50 / p99 | hub CPU (median round) | failures |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| API p50 / p99 | hub CPU (median round) | GitHub stand-in CPU | failures |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for size, by_variant in r["by_size"].items():
         lines += [_storm_row(size, name, v) for name, v in by_variant.items()]
     lines += ["", "| Users | ours / stock: login + spawn p99 | p50 | API p99 | hub CPU "
@@ -176,6 +180,12 @@ def _storm(r):
              for name, v in bv.items() if v.get("shown_not_running")}
     if shown:
         lines += ["", NOT_RUNNING.format(which=", ".join(f"{k}: {n}" for k, n in shown.items()))]
+    told = {f"{size} {name}": v["told_too_many_spawns"] for size, bv in r["by_size"].items()
+            for name, v in bv.items() if v.get("told_too_many_spawns")}
+    if told:
+        lines += ["", "Users told to try again in a moment (HTTP 429: more spawns pending than JupyterHub's "
+                      "`concurrent_spawn_limit`, 100 here, the chart's `hub.concurrentSpawnLimit` 64), who did, every "
+                      f"{2:.0f} s: " + ", ".join(f"{k}: {n}" for k, n in told.items()) + "."]
     failures = [f"{size} {name}: {f['user']}: {f['error']}" for size, bv in r["by_size"].items()
                 for name, v in bv.items() for f in v["failures"]]
     if failures:
@@ -196,6 +206,28 @@ SCALE_ROWS = (("startup_added_s", "hub start-up (restart until the API answers a
               ("route_check_p99_ms", "proxy route listing (GET /api/routes), p99", _ms))
 
 
+SCALE_ANCHORS = """Targets, anchored in JupyterHub's own published figures (none is for a 2-core machine shared with
+other work, so each is given room):
+
+- Start-up: with 5,000 users of whom 500 running, JupyterHub's start-up went "from 3 minutes to less than 3
+  seconds" on a laptop once idle users' Spawners were no longer built at start
+  (https://github.com/jupyterhub/jupyterhub/pull/1643); before, 5,000 accounts took several minutes
+  (https://github.com/jupyterhub/jupyterhub/issues/1633) and 50,000 over 15 minutes
+  (https://github.com/jupyterhub/jupyterhub/issues/2928). Target: what 2,000 users and 100 servers add to
+  an empty hub's start-up <= 10 s.
+- User lists: GET /hub/api/users filtered by state, 5,000 users of whom 1,000 running: 93-146 ms on SQLite
+  and PostgreSQL (32 cores; https://github.com/minrk/jupyterhub-stress-test, measuring
+  https://github.com/jupyterhub/jupyterhub/pull/3177). The admin page asks for 50 users a page since the API
+  was paginated (https://github.com/jupyterhub/jupyterhub/issues/3405) because unpaginated /hub/admin took
+  over a minute at 50,000 users (https://github.com/jupyterhub/jupyterhub/issues/2926). Target: a page
+  p99 <= 500 ms; /hub/home, which lists one user's servers, the same.
+- The hub's own cost: mybinder.org's hub with ~100-150 users used 4 % / 13 % of a core (mean / peak), and
+  "per-user overhead from JupyterHub is typically negligible up to at least a few hundred concurrent active
+  users" (JupyterHub docs, Capacity planning:
+  https://jupyterhub.readthedocs.io/en/stable/explanation/capacity-planning.html). Targets: one culler pass
+  over every user <= 5 s; the proxy's route table (what the hub's periodic route check reads) p99 <= 250 ms."""
+
+
 def _scale(r):
     a, f = r["at_scale"], r["floor"]
     lines = [f"{a['users_in_db']} users in the database, {a['running_servers']} servers running, {a['routes']} proxy "
@@ -210,7 +242,71 @@ def _scale(r):
                   f"floor. At scale, p50: users first page {_ms(a['api_users_first_page_ms']['p50'])}, last page "
                   f"{_ms(a['api_users_last_page_ms']['p50'])}, home {_ms(a['home_ms']['p50'])}; the restarted hub "
                   f"answered its API after {_s(a['startup']['api_s'])}."]
+    return lines + ["", SCALE_ANCHORS]
+
+
+# PostgreSQL "wins clearly" when, at the largest storm, ours on it has a login + spawn p99 and an API p99 at
+# most this share of ours on SQLite.
+CLEAR_WIN = 0.8
+
+
+def database_verdict(storm):
+    """(PostgreSQL wins clearly, the largest size's comparison) from the storm's figures."""
+    size = list(storm["comparisons"])[-1]
+    pg = storm["comparisons"][size].get("postgresql_vs_sqlite")
+    if not pg or None in (pg["total_p99"], pg["api_p99"]):
+        return None, size, pg
+    return pg["total_p99"] <= CLEAR_WIN and pg["api_p99"] <= CLEAR_WIN, size, pg
+
+
+def _database(storm):
+    wins, size, pg = database_verdict(storm)
+    lines = ["## The hub's database: SQLite (the chart's default) or PostgreSQL", ""]
+    if wins is None:
+        return lines + ["Not measured in this run: " + "; ".join(storm.get("notes") or ["no PostgreSQL storms"])]
+    per_size = "; ".join(
+        f"{n} users: login + spawn p99 {_x(c['postgresql_vs_sqlite']['total_p99'])}x, API p99 "
+        f"{_x(c['postgresql_vs_sqlite']['api_p99'])}x, hub CPU {_x(c['postgresql_vs_sqlite']['hub_cpu'])}x"
+        for n, c in storm["comparisons"].items() if c.get("postgresql_vs_sqlite"))
+    lines += [f"Our hub on PostgreSQL (Debian's server, started by the bench, psycopg2 as the hub image ships it)",
+              f"against the same hub on SQLite, same storms, side by side: {per_size}.", ""]
+    if wins:
+        lines += [f"PostgreSQL wins clearly at {size} users (both p99 ratios <= {CLEAR_WIN}): SQLite commits each",
+                  "write with an fsync of its one file, and the hub (one Python thread) waits for each, which is where",
+                  "the storm profile's `do_commit` time goes. Recommendation: SQLite (the chart's `sqlite-pvc`) for a",
+                  "hub where a few dozen people start at once (a class, a workshop), PostgreSQL for larger bursts:",
+                  "the cluster file's `hub.database` (config/cluster.schema.yaml) picks it, at the price of running",
+                  "and backing up a database server (a cloud's managed PostgreSQL)."]
+    else:
+        lines += [f"PostgreSQL does not win clearly at {size} users (a clear win: both p99 ratios <= {CLEAR_WIN}).",
+                  "Recommendation: keep SQLite (the chart's `sqlite-pvc`, no server to run or back up) at this size;",
+                  "the figures above are what to weigh before a larger hub moves to a managed PostgreSQL (z2jh",
+                  "`hub.db.type: postgres`)."]
     return lines
+
+
+KNOBS = """## Where a target is missed: whose cost it is, and the operator's knob
+
+- Spawn, the hub's readiness check: jupyterhub.utils.wait_for_http_server polls a new server with
+  exponential backoff (random waits of up to 0.2, 0.4, 0.8, 1.6, 3.2 s): the same in our hub and a stock
+  one, and on Kubernetes. No knob shortens the backoff; `Spawner.http_timeout` only bounds it.
+- Spawn and login storm, what our configuration turns on: GitHub teams kept in the encrypted auth state
+  (`enable_auth_state`, needed for admin teams as JupyterHub groups) makes oauthenticator refresh the
+  user's GitHub auth before every spawn (`refresh_pre_spawn` defaults to on with auth state): a call to
+  GitHub's user API and the team checks, then an auth-state write. Knob:
+  `GitHubOAuthenticator.refresh_pre_spawn = False` (hub_config.py) saves that per spawn; the trade is that a
+  member removed from the team can still start a server until the hub's next refresh of their auth
+  (`Authenticator.auth_refresh_age`, 300 s by default) instead of at once. Not changed here: the rule that
+  membership is checked whenever access is granted is hub_config's, and the cost is a fraction of a
+  second per spawn under load.
+- Login storm, SQLite commits: each write is a commit with an fsync of one file, serialised by the hub's one
+  thread (`do_commit` leads the profile). Knob: the hub's database (z2jh `hub.db`: `sqlite-pvc`, or
+  `postgres` with a managed server); the trade is a server to run and back up. See the database section.
+- Scale: `JupyterHub.init_spawners_timeout` (default 10 s) lets a restarted hub answer before it has
+  checked every running server; `JupyterHub.api_page_default_limit` / `api_page_max_limit` bound the admin
+  page's pages; the idle culler's `--api-page-size` and `--concurrency` bound its pass.
+- Dask Gateway: its scheduler and workers are new processes reached through its TLS proxy, in ours and in a
+  stock gateway alike; what ours adds is option parsing and the per-user limit check on cluster creation."""
 
 
 def _config(r):

@@ -31,6 +31,7 @@ SOLO_USERS = 3
 RATIO_TARGET = 1.1
 API_TARGET_MS = 250
 STOP_TIMEOUT_S = 180
+RETRY_AFTER_429_S = 2.0
 SPAWN_TIMEOUT_S = 120
 PROBE_INTERVAL_S = 0.1
 IDLE_PROBE_S = 3.0
@@ -133,7 +134,14 @@ def login_and_spawn(hub_url, name, profile, start=None):
             record["error"] = f"no spawn form on {landed}"
             return record
         spawn_began = time.monotonic()
-        reply = session.post(hub_url + html.unescape(action.group(1)), data={"profile": profile}, timeout=TIMEOUT)
+        while True:
+            reply = session.post(hub_url + html.unescape(action.group(1)), data={"profile": profile}, timeout=TIMEOUT)
+            # 429: more spawns pending than JupyterHub.concurrent_spawn_limit (100; the chart's 64). The page
+            # asks the user to try again in a moment; the user does, within the spawn timeout.
+            if reply.status_code != 429 or time.monotonic() - spawn_began > SPAWN_TIMEOUT_S:
+                break
+            record["too_many_spawns"] = record.get("too_many_spawns", 0) + 1
+            time.sleep(RETRY_AFTER_429_S)
         landed = urlsplit(reply.url).path
         if reply.status_code != 200 or not landed.startswith((f"/hub/spawn-pending/{name}", f"/user/{name}/")):
             record["error"] = f"spawn form led to {landed} with HTTP {reply.status_code}"
@@ -151,7 +159,9 @@ def login_and_spawn(hub_url, name, profile, start=None):
 def storm_round(stack, logins, profile, sampler_path=None):
     """All `logins` at once; (records, busy prober, wall seconds, hub CPU seconds, profile or None)."""
     hub_pid = procs.tagged_process(stack.stack_id, "bin/jupyterhub")
+    standin_pid = procs.tagged_process(stack.stack_id, "deployer.local.github_standin")
     cpu_before = procs.cpu_seconds(hub_pid)
+    standin_before = procs.cpu_seconds(standin_pid)
     sampler = profiling.Sampler(hub_pid, sampler_path, features=CONFIG_FEATURES) if sampler_path else None
     start = threading.Event()
     records = [None] * len(logins)
@@ -172,6 +182,8 @@ def storm_round(stack, logins, profile, sampler_path=None):
     busy.stop()
     cpu_after = procs.cpu_seconds(hub_pid)
     hub_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    standin_after = procs.cpu_seconds(standin_pid)
+    busy.standin_cpu = None if standin_before is None or standin_after is None else standin_after - standin_before
     profile_result = sampler.stop() if sampler else None
     records = [r or {"user": logins[i], "error": "thread did not finish"} for i, r in enumerate(records)]
     return records, busy, wall, hub_cpu, profile_result
@@ -286,9 +298,11 @@ def _round_result(rounds, baseline):
         "rounds": len(rounds), "users": len(records),
         "succeeded": sum(1 for r in records if "spawn_s" in r),
         "shown_not_running": sum(1 for r in records if r.get("shown_not_running")),
+        "told_too_many_spawns": sum(1 for r in records if r.get("too_many_spawns")),
         "failures": failures,
         "storm_wall_s": median([w for _, _, w, _ in rounds]),
         "hub_cpu_s": median(cpu) if cpu else None,
+        "standin_cpu_s": median([b.standin_cpu for _, b, *_ in rounds if getattr(b, "standin_cpu", None) is not None]),
         "login_s": summary([r["login_s"] for r in records if "login_s" in r]),
         "spawn_s": summary([r["spawn_s"] for r in records if "spawn_s" in r]),
         "total_s": summary([r["login_s"] + r["spawn_s"] for r in records if "spawn_s" in r]),
