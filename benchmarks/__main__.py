@@ -24,7 +24,7 @@ ALL = ("config", "spawn", "gateway", "storm", "scale", "make_test")
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    parser.add_argument("--spawn-reps", type=int, default=5)
+    parser.add_argument("--spawn-reps", type=int, default=8)
     parser.add_argument("--gateway-reps", type=int, default=3)
     parser.add_argument("--config-reps", type=int, default=5)
     parser.add_argument("--storm-sizes", default=",".join(map(str, storm.STORM_SIZES)),

@@ -65,7 +65,7 @@ def markdown(results):
     ]
     notes = results.get("notes", []) + results["benchmarks"].get("storm", {}).get("notes", [])
     if notes:
-        out += ["Notes: " + "; ".join(notes), ""]
+        out += ["Notes: " + "; ".join(note.splitlines()[0][:300] for note in notes), ""]
     for name in ORDER:
         r = results["benchmarks"].get(name)
         if r is None or "error" in r or "not_measured" in r:
@@ -105,7 +105,8 @@ def _spawn(r):
     lines = ["", "Where a spawn's time goes (medians, from a watcher outside the hub that sees the server process",
              "appear and answer):", "", "| Phase | Ours | Stock |", "|---|---|---|"]
     lines += [f"| {label} | {_s(m.get(key))} | {_s(b.get(key))} |" for key, label in SPAWN_PHASES]
-    lines += ["",
+    lines += ["", f"Until the server answers (the first two phases), ours / stock: {_x(r.get('ratio_until_server_answers'))}.",
+              "",
               "The first phase is the only one our configuration adds to (hub_config's environment and the",
               "spawner's profile handling; a GitHub auth refresh only when the user's is older than 300 s).",
               "The last is JupyterHub's readiness",
@@ -160,8 +161,8 @@ def _storm_row(size, name, v):
 def _storm(r):
     lines = [f"Servers: {r['server_command']}. Each user runs the OAuth flow through the GitHub stand-in, posts",
              "the spawn form and follows the progress stream to `ready`; a prober times GET /hub/api/ every 100 ms.",
-             "All variants ran side by side; storms of the first size ran twice per variant (in the order",
-             f"{', '.join(r['variants'])}, then reversed) and are pooled, larger ones once.", "",
+             "All variants ran side by side; each size ran twice per variant (in the order",
+             f"{', '.join(r['variants'])}, then reversed), the two rounds pooled.", "",
              "| Users | Hub | Servers up | login p50 / p99 | spawn p50 / p99 | login + spawn p50 / p99 "
              "| API p50 / p99 | hub CPU (median round) | GitHub stand-in CPU | failures |",
              "|---|---|---|---|---|---|---|---|---|---|"]

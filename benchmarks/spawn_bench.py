@@ -121,6 +121,10 @@ def run(stacks, reps=5):
     baseline = described("stock", "stock JupyterHub 5.5.0 (same spawner, profile list and server command; "
                                   "JupyterHub's and oauthenticator's defaults), same request")
     m, b, f = measured["median_s"], baseline["median_s"], median(floor)
+    # Without the readiness check's random backoff (the same JupyterHub code in both): what each hub does
+    # until its server answers.
+    until = {name: median([p["hub_until_process_s"] + p["server_startup_s"] for p in phases[name] if p])
+             for name in phases}
     return {
         "title": "Spawn: our hub vs stock JupyterHub 5.5.0 (API start -> server ready)",
         "measured": measured,
@@ -129,6 +133,7 @@ def run(stacks, reps=5):
                   "median_s": f, "samples_s": floor},
         "ratio": ratio(m, b),
         "floor_ratio": ratio(m, f),
+        "ratio_until_server_answers": ratio(until["ours"], until["stock"]),
         "repetitions": reps,
         "target": {"text": f"ratio <= {TARGET}", "met": ratio(m, b) is not None and ratio(m, b) <= TARGET},
     }

@@ -219,12 +219,9 @@ def _logins(prefix, n):
 
 
 def _plan(sizes):
-    """(size, round letter) pairs and, per pair, the variants' order: storms of the first size twice
-    (ABC then CBA), larger ones once, so that every variant sees early and late machine load."""
-    plan = []
-    for k, size in enumerate(sizes):
-        plan += [(size, "a", False)] + ([(size, "b", True)] if k == 0 else [])
-    return plan
+    """(size, round letter, backwards) for each round: every size twice, the variants in one order (ABC)
+    then the other (CBA), so that each variant sees early and late machine load."""
+    return [(size, letter, backwards) for size in sizes for letter, backwards in (("a", False), ("b", True))]
 
 
 def run(data_dir, sizes=STORM_SIZES, solo=SOLO_USERS, light=True, database=True):

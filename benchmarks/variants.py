@@ -5,7 +5,8 @@
 - `stock`: the same local layer (PangeoLocalSpawner with the same profile list and server command, the
   same addresses, the gateway as a hub service, the smoke suite's admin token), with JupyterHub 5.5.0's,
   oauthenticator's and dask-gateway-server's defaults instead of our configuration: GitHubOAuthenticator
-  with `allow_all` (its default lets nobody in) and the stand-in's URL; dask-gateway with its own
+  with `allow_all` (its default lets nobody in) and the stand-in's URL, the `user` role's access to the
+  gateway service (dask-gateway's JupyterHub instructions, as hub_config has it); dask-gateway with its own
   defaults, except `dask scheduler`/`dask worker` (the default executables are gone from distributed).
 
 Both run the hub from benchmarks/bench_jupyterhub_config.py, which reads the variant from the runtime file.
