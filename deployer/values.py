@@ -125,13 +125,6 @@ def _singleuser(facts, common):
     return singleuser
 
 
-def _database(database):
-    """z2jh's hub.db: the SQLite file on the hub's volume, or a PostgreSQL server (password: the secret file)."""
-    if database["type"] == "postgres":
-        return {"type": "postgres", "url": database["url"]}
-    return {"type": "sqlite-pvc"}
-
-
 def cluster_values(facts, common=None):
     """The values that follow from one cluster's facts (`common`: the common values, to extend lists)."""
     common = read_yaml(COMMON_VALUES) if common is None else common
@@ -154,7 +147,6 @@ def cluster_values(facts, common=None):
                 },
             },
             "resources": _k8s_resources(hub["resources"]["cpu"], hub["resources"]["memory_gib"]),
-            "db": _database(hub["database"]),
             "services": {"dask-gateway": {"url": f"http://{gateway_service(facts)}"}},
         },
         "proxy": _proxy(facts),

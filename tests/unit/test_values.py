@@ -220,16 +220,3 @@ def test_validate_and_render_all_clusters_timed(capsys):
     elapsed = time.perf_counter() - start
     with capsys.disabled():
         print(f"\nvalidate + render {len(CLUSTERS)} clusters: {elapsed:.2f} s")
-
-
-@pytest.mark.parametrize("name", CLUSTERS)
-def test_hub_database_is_the_charts_sqlite_file_unless_the_cluster_file_says_postgres(merged, name):
-    assert merged[name]["jupyterhub"]["hub"]["db"] == {"type": "sqlite-pvc"}
-
-
-def test_a_postgres_hub_database_reaches_the_chart_without_a_password(all_facts):
-    cluster = json.loads(json.dumps(all_facts["gcp-us-central1b"]))
-    cluster["hub"]["database"] = {"type": "postgres", "url": "postgresql://hub@10.0.0.5:5432/jupyterhub"}
-    merged = values.merged_values(cluster)
-    assert merged["jupyterhub"]["hub"]["db"] == {"type": "postgres", "url": "postgresql://hub@10.0.0.5:5432/jupyterhub"}
-    assert values.validate_values(merged, facts.cluster_file("gcp-us-central1b")) is merged
