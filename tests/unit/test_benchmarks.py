@@ -17,7 +17,9 @@ def _storm(pg_total, pg_api):
     if pg_total is not None:
         comparison["postgresql_vs_sqlite"] = {"total_p99": pg_total, "total_p50": 1.0, "api_p99": pg_api,
                                               "hub_cpu": 1.0}
-    return {"comparisons": {"50": dict(comparison), "200": comparison}, "notes": []}
+    by_variant = {"ours": {"failures": []}, "ours-postgresql": {"failures": []}}
+    return {"comparisons": {"50": dict(comparison), "200": comparison}, "notes": [],
+            "by_size": {"50": by_variant, "200": by_variant}}
 
 
 def test_postgresql_wins_clearly_only_when_both_p99_ratios_are_low_at_the_largest_size():
