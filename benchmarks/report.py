@@ -280,9 +280,9 @@ def _database(storm):
         lines += [f"PostgreSQL wins clearly at {size} users (both p99 ratios <= {CLEAR_WIN}): SQLite commits each",
                   "write with an fsync of its one file, and the hub (one Python thread) waits for each, which is where",
                   "the storm profile's `do_commit` time goes. Recommendation: SQLite (the chart's `sqlite-pvc`) for a",
-                  "hub where a few dozen people start at once (a class, a workshop), PostgreSQL for larger bursts:",
-                  "the cluster file's `hub.database` (config/cluster.schema.yaml) picks it, at the price of running",
-                  "and backing up a database server (a cloud's managed PostgreSQL)."]
+                  "hub where a few dozen people start at once (a class, a workshop), PostgreSQL for larger bursts,",
+                  "through z2jh's `hub.db` (`type: postgres`), at the price of running and backing up a database",
+                  "server (a cloud's managed PostgreSQL): worth a cluster-file key (config/cluster.schema.yaml)."]
     else:
         lines += [f"PostgreSQL does not win clearly at {size} users (a clear win: both p99 ratios <= {CLEAR_WIN}), so",
                   "it is not a cluster-file choice. Recommendation: SQLite (the chart's `sqlite-pvc`: no server to run",

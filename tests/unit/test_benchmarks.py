@@ -33,7 +33,7 @@ def test_report_says_what_the_database_verdict_is():
     text = "\n".join(report._database(_storm(0.5, 0.5)))
     assert "PostgreSQL wins clearly at 200 users" in text
     text = "\n".join(report._database(_storm(0.95, 0.5)))
-    assert "does not win clearly" in text and "keep SQLite" in text
+    assert "does not win clearly" in text and "not a cluster-file choice" in text
 
 
 def test_every_scale_target_is_reported_and_anchored():
