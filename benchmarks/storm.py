@@ -160,7 +160,8 @@ def login_and_spawn(hub_url, name, profile, start=None):
 
 
 def storm_round(stack, logins, profile, sampler_path=None):
-    """All `logins` at once; (records, busy prober, wall seconds, hub CPU seconds, profile or None)."""
+    """All `logins` at once; (records, busy prober, wall seconds, CPU seconds of the hub and the GitHub
+    stand-in meanwhile, profile or None)."""
     hub_pid = procs.tagged_process(stack.stack_id, "bin/jupyterhub")
     standin_pid = procs.tagged_process(stack.stack_id, "deployer.local.github_standin")
     cpu_before = procs.cpu_seconds(hub_pid)
@@ -186,10 +187,10 @@ def storm_round(stack, logins, profile, sampler_path=None):
     cpu_after = procs.cpu_seconds(hub_pid)
     hub_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     standin_after = procs.cpu_seconds(standin_pid)
-    busy.standin_cpu = None if standin_before is None or standin_after is None else standin_after - standin_before
+    standin_cpu = None if standin_before is None or standin_after is None else standin_after - standin_before
     profile_result = sampler.stop() if sampler else None
     records = [r or {"user": logins[i], "error": "thread did not finish"} for i, r in enumerate(records)]
-    return records, busy, wall, hub_cpu, profile_result
+    return records, busy, wall, {"hub": hub_cpu, "standin": standin_cpu}, profile_result
 
 
 def _check_server_command(stack, started, light):
@@ -252,24 +253,24 @@ def run(data_dir, sizes=STORM_SIZES, solo=SOLO_USERS, light=True, database=True)
         for size, letter, backwards in plan:
             for name in (reversed(order) if backwards else order):
                 stack = stacks[name]
-                records, busy, wall, hub_cpu, _ = storm_round(stack, logins[(size, letter)], profile)
+                records, busy, wall, cpu, _ = storm_round(stack, logins[(size, letter)], profile)
                 started = [r["user"] for r in records if "spawn_s" in r]
                 if letter == "a" and name in ("ours", "stock"):
                     _check_server_command(stack, started, light)
-                log(f"storm {size} ({name}, round {letter}): {wall:.1f} s, hub CPU {hub_cpu:.1f} s, API p99 "
+                log(f"storm {size} ({name}, round {letter}): {wall:.1f} s, hub CPU {cpu['hub'] or 0:.1f} s, API p99 "
                     f"{percentile(busy.latencies_ms, 99) or 0:.0f} ms, failures: "
                     f"{[r for r in records if 'error' in r][:3]}")
-                rounds.setdefault((size, name), []).append((records, busy, wall, hub_cpu))
+                rounds.setdefault((size, name), []).append((records, busy, wall, cpu))
                 stop_servers(stack, started)
         results = {str(size): {name: _round_result(rounds[(size, name)], baselines[name])
                                for name in order} for size in sizes}
         result = _result(results, sizes, order, light, notes)
         # A storm of new users on our hub, sampled: where the hub's CPU goes (ours / features / upstream).
-        records, busy, wall, hub_cpu, sampled = storm_round(stacks["ours"], profiled_logins, profile,
+        records, busy, wall, cpu, sampled = storm_round(stacks["ours"], profiled_logins, profile,
                                                             data_dir / "storm-hub.pyspy.txt")
         result["profile"] = {
             "what": f"one more storm of {PROFILED_USERS} new users on our hub (SQLite), the hub sampled by py-spy",
-            "api_latency_ms": summary(busy.latencies_ms), "storm_wall_s": wall, "hub_cpu_s": hub_cpu,
+            "api_latency_ms": summary(busy.latencies_ms), "storm_wall_s": wall, "hub_cpu_s": cpu["hub"],
             "failures": [r for r in records if "error" in r], **sampled}
         return result
 
@@ -293,7 +294,9 @@ def _round_result(rounds, baseline):
     latencies = [x for _, busy, *_ in rounds for x in busy.latencies_ms]
     failures = [r for r in records if "error" in r] + [
         {"user": "api-prober", "error": e} for _, busy, *_ in rounds for e in busy.failures]
-    cpu = [c for *_, c in rounds if c is not None]
+    def cpu_median(process):
+        return median([c[process] for *_, c in rounds if c[process] is not None])
+
     return {
         "rounds": len(rounds), "users": len(records),
         "succeeded": sum(1 for r in records if "spawn_s" in r),
@@ -301,8 +304,8 @@ def _round_result(rounds, baseline):
         "told_too_many_spawns": sum(1 for r in records if r.get("too_many_spawns")),
         "failures": failures,
         "storm_wall_s": median([w for _, _, w, _ in rounds]),
-        "hub_cpu_s": median(cpu) if cpu else None,
-        "standin_cpu_s": median([b.standin_cpu for _, b, *_ in rounds if getattr(b, "standin_cpu", None) is not None]),
+        "hub_cpu_s": cpu_median("hub"),
+        "standin_cpu_s": cpu_median("standin"),
         "login_s": summary([r["login_s"] for r in records if "login_s" in r]),
         "spawn_s": summary([r["spawn_s"] for r in records if "spawn_s" in r]),
         "total_s": summary([r["login_s"] + r["spawn_s"] for r in records if "spawn_s" in r]),

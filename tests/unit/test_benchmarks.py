@@ -57,3 +57,16 @@ def test_the_committed_results_render_with_every_benchmark_they_hold():
         if "title" in result:
             assert f"## {result['title']}" in text, name
 
+
+
+def test_a_storm_size_pools_its_rounds_and_counts_failed_users():
+    class Prober:
+        latencies_ms, failures = [10.0, 20.0], []
+
+    rounds = [([{"user": "a", "login_s": 1.0, "spawn_s": 2.0}], Prober(), 3.0, {"hub": 1.0, "standin": None}),
+              ([{"user": "b", "error": "HTTP 500"}], Prober(), 5.0, {"hub": 2.0, "standin": 0.5})]
+    result = storm._round_result(rounds, baseline={})
+    assert (result["users"], result["succeeded"], len(result["failures"])) == (2, 1, 1)
+    assert result["total_s"]["p99"] == 3.0
+    assert (result["hub_cpu_s"], result["standin_cpu_s"], result["storm_wall_s"]) == (1.5, 0.5, 4.0)
+    assert result["api_latency_ms"]["n"] == 4
