@@ -287,7 +287,7 @@ def _database(storm):
         lines += [f"PostgreSQL does not win clearly at {size} users (a clear win: both p99 ratios <= {CLEAR_WIN}), so",
                   "it is not a cluster-file choice. Recommendation: SQLite (the chart's `sqlite-pvc`: no server to run",
                   "or back up) for every cluster up to a few hundred people logging in at once, which is what these",
-                  "storms cover (over several runs on this machine PostgreSQL's ratios went either way, never both",
+                  "storms cover (over several runs on this machine PostgreSQL's ratios at 200 users went either way, never both",
                   "clearly below 1); a hub that outgrows that should measure again before moving to a managed PostgreSQL (z2jh",
                   "`hub.db.type: postgres`, set in helm/pangeo-cloud/values.yaml's jupyterhub section)."]
     return lines
