@@ -76,11 +76,14 @@ $(BIN)/.installed: node_modules/.installed
 	rm -rf $(VENV)/layer
 	touch $@
 
-.PHONY: setup browser
+.PHONY: setup browser postgres
 setup: $(DEV)/.installed $(VENV)/hub/.installed $(VENV)/gateway/.installed $(VENV)/local/.installed $(VENV)/user/.postbuild $(VENV)/repo2docker/.installed $(BIN)/.installed  ## install every tool and environment from the pins
 
 browser:  ## install Debian's Chromium for the browser tests (root, or sudo)
 	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+postgres:  ## install Debian's PostgreSQL server, which `make bench` starts for its database comparison (root, or sudo)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # ---- the service on this machine --------------------------------------------------------------------
 .PHONY: dev dev-clean
@@ -142,5 +145,5 @@ image-push: $(DEV)/.installed  ## push the built image to every deployed cluster
 
 # ---- benchmarks -------------------------------------------------------------------------------------
 .PHONY: bench
-bench: setup  ## measure what the configuration costs; writes benchmarks/RESULTS.md
+bench: setup postgres  ## measure what the configuration costs; writes benchmarks/RESULTS.md
 	$(DEV_PY) -m benchmarks

@@ -141,6 +141,11 @@ def _authentication(c, facts):
     # run without persisting auth state and say why: login, team checks and admin status still work.
     if os.environ.get("JUPYTERHUB_CRYPT_KEY") or c.get("CryptKeeper", {}).get("keys"):
         auth.enable_auth_state = True
+        # With auth state, oauthenticator also asks GitHub again for the user and the teams before every
+        # spawn, seconds after the login did. The hub still refreshes any request's auth once it is older
+        # than auth_refresh_age (300 s), so a member removed from the team is refused within 5 minutes;
+        # under a login storm the per-spawn refresh doubled the hub's CPU (benchmarks/RESULTS.md).
+        auth.refresh_pre_spawn = False
     else:
         auth.enable_auth_state = False
         LOG.warning("pangeo hub_config: JUPYTERHUB_CRYPT_KEY is not set, so GitHub teams are not kept in "

@@ -5,6 +5,7 @@ it started) before the next one, even after a failure.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -13,20 +14,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import config_bench, gateway_bench, make_test, report, scratch_bench, spawn_bench, storm
-from .common import REPO, log, machine, rounded, start_stack
+from . import config_bench, gateway_bench, make_test, report, scale, scratch_bench, spawn_bench, storm, variants
+from .common import REPO, log, machine, rounded
 
 OUT = REPO / "benchmarks"
-ALL = ("config", "spawn", "gateway", "scratch", "storm", "make_test")
+ALL = ("config", "spawn", "gateway", "scratch", "storm", "scale", "make_test")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    parser.add_argument("--spawn-reps", type=int, default=5)
+    parser.add_argument("--spawn-reps", type=int, default=8)
     parser.add_argument("--gateway-reps", type=int, default=3)
     parser.add_argument("--config-reps", type=int, default=5)
-    parser.add_argument("--storm-users", type=int, default=storm.STORM_USERS)
+    parser.add_argument("--storm-sizes", default=",".join(map(str, storm.STORM_SIZES)),
+                        help="comma-separated storm sizes (users logging in at once)")
+    parser.add_argument("--scale-users", type=int, default=scale.USERS)
+    parser.add_argument("--scale-running", type=int, default=scale.RUNNING)
+    parser.add_argument("--no-database", action="store_true", help="leave out the PostgreSQL storms")
     parser.add_argument("--storm-server", choices=("light", "real"), default="light",
                         help="light: benchmarks/light_server.py; real: jupyterhub-singleuser (CPU-heavy)")
     parser.add_argument("--make-test", action="store_true", default=os.environ.get("BENCH_MAKE_TEST") == "1",
@@ -47,10 +52,14 @@ def main(argv=None):
         if "config" in wanted:
             _run(results, "config", lambda: config_bench.run(args.config_reps))
         if {"spawn", "gateway", "scratch"} & set(wanted):
-            _with_stack(results, wanted, scratch / "stack", args)
+            _with_stacks(results, wanted, scratch / "stacks", args)
         if "storm" in wanted:
-            _run(results, "storm", lambda: storm.run(scratch / "storm", users=args.storm_users,
-                                                      light=args.storm_server == "light"))
+            sizes = tuple(int(x) for x in args.storm_sizes.split(",") if x.strip())
+            _run(results, "storm", lambda: storm.run(scratch / "storm", sizes=sizes, light=args.storm_server == "light",
+                                                      database=not args.no_database))
+        if "scale" in wanted:
+            _run(results, "scale", lambda: scale.run(scratch / "scale", users=args.scale_users,
+                                                      running=args.scale_running))
         if "make_test" in wanted:
             _run(results, "make_test", make_test.measure if args.make_test else make_test.recorded)
     finally:
@@ -68,28 +77,28 @@ def main(argv=None):
     return 1 if any("error" in r for r in results["benchmarks"].values()) else 0
 
 
-def _with_stack(results, wanted, data_dir, args):
-    from deployer.local.stack import LocalStack, LocalStackError
-
-    log("starting the local stack for the spawn, gateway and scratch benchmarks")
+def _with_stacks(results, wanted, data_dir, args):
+    """Our hub and a stock one side by side (real JupyterLab servers), for the spawn and gateway runs; the
+    scratch-credentials service of ours."""
     notes = results.setdefault("notes", [])
-    try:
-        stack = start_stack(lambda: LocalStack(data_dir, port=0), notes)
-    except (LocalStackError, OSError) as e:
-        for name in ("spawn", "gateway", "scratch"):
-            if name in wanted:
-                results["benchmarks"][name] = {"error": f"the local stack did not start: {e}"}
-        return
-    try:
-        results["stack_start_s"] = stack.timings.get("start_s")
+    log("starting our local stack and a stock one for the spawn and gateway benchmarks")
+    with contextlib.ExitStack() as running:
+        try:
+            stacks = {flavour: running.enter_context(variants.bench_stack(data_dir / flavour, flavour, notes=notes,
+                                                                          light=False))
+                      for flavour in variants.FLAVOURS}
+        except Exception as e:  # the stacks' own errors, or a port taken twice on this shared machine
+            for name in ("spawn", "gateway", "scratch"):
+                if name in wanted:
+                    results["benchmarks"][name] = {"error": f"the local stacks did not start: {e}"}
+            return
+        results["stack_start_s"] = stacks["ours"].timings.get("start_s")
         if "spawn" in wanted:
-            _run(results, "spawn", lambda: spawn_bench.run(stack, reps=args.spawn_reps))
+            _run(results, "spawn", lambda: spawn_bench.run(stacks, reps=args.spawn_reps))
         if "gateway" in wanted:
-            _run(results, "gateway", lambda: gateway_bench.run(stack, reps=args.gateway_reps))
+            _run(results, "gateway", lambda: gateway_bench.run(stacks, reps=args.gateway_reps))
         if "scratch" in wanted:
-            _run(results, "scratch", lambda: scratch_bench.run(stack))
-    finally:
-        stack.stop()
+            _run(results, "scratch", lambda: scratch_bench.run(stacks["ours"]))
 
 
 def _run(results, name, func):

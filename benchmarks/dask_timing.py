@@ -1,11 +1,12 @@
 """Run by the notebook environment's Python (.venv/user), not by the bench process:
 
-    python dask_timing.py gateway local gateway local ...   (JSON lines on stdout, one per run)
+    python dask_timing.py gateway:ours gateway:stock local ...   (JSON lines on stdout, one per run)
 
 Each run times the same thing on a fresh cluster: cluster created, two workers connected, one small
 computation done (`ready_s`); then the same computation again (warm workers) and the shutdown, apart.
-`gateway` is `Gateway().new_cluster()` configured the way the hub configures notebooks (DASK_GATEWAY__*
-and JUPYTERHUB_API_TOKEN in the environment);
+`gateway:<name>` is `Gateway(...).new_cluster()` with the address, proxy address and token that
+BENCH_GATEWAYS (JSON: {name: {address, public_address, proxy_address, api_token}}) gives for <name>, the
+values the hub gives notebooks as DASK_GATEWAY__* and JUPYTERHUB_API_TOKEN;
 `local` is dask.distributed.LocalCluster(n_workers=2, processes=True) on 127.0.0.1.
 Imports happen before any timing, so both modes start from the same warm interpreter; they happen in
 main(), not at the top, because LocalCluster's worker processes (multiprocessing "spawn") re-import this
@@ -14,6 +15,7 @@ workers started from a notebook import at their first task.
 """
 
 import json
+import os
 import sys
 import time
 
@@ -44,11 +46,13 @@ def timed_work(client, started, created, close):
             "compute_s": ready - workers, "compute_again_s": again - ready, "shutdown_s": time.monotonic() - again}
 
 
-def gateway_run():
-    from dask_gateway import Gateway
+def gateway_run(name):
+    from dask_gateway import Gateway, JupyterHubAuth
 
+    where = json.loads(os.environ["BENCH_GATEWAYS"])[name]
     started = time.monotonic()
-    gateway = Gateway()
+    gateway = Gateway(address=where["address"], proxy_address=where["proxy_address"],
+                      public_address=where["public_address"], auth=JupyterHubAuth(api_token=where["api_token"]))
     cluster = gateway.new_cluster()
     created = time.monotonic()
     cluster.scale(WORKERS)
@@ -71,9 +75,10 @@ def main(modes):
     import dask.distributed  # noqa: F401
     import dask_gateway  # noqa: F401
 
-    runs = {"gateway": gateway_run, "local": local_run}
     for mode in modes:
-        print(json.dumps({"mode": mode, **runs[mode]()}), flush=True)
+        kind, _, name = mode.partition(":")
+        result = gateway_run(name) if kind == "gateway" else local_run()
+        print(json.dumps({"mode": mode, **result}), flush=True)
 
 
 if __name__ == "__main__":

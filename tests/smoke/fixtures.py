@@ -36,8 +36,9 @@ def login(smoke_target):
 def _fresh_server(hub, name, smoke_target):
     """The user's server object, their old server stopped, and (where possible) their login session.
 
-    The user logs in first where a stand-in allows it: with auth state on, oauthenticator refreshes the
-    user's GitHub auth before each spawn and refuses users that never logged in ("auth has expired").
+    The user logs in first where a stand-in allows it: with auth state on, the hub refreshes a user's GitHub
+    auth before a spawn when it is older than auth_refresh_age or was never refreshed by this hub, and
+    refuses users that never logged in ("auth has expired").
     On a production hub, SMOKE_USERS must name accounts that have logged in recently.
     """
     session = smoke_target.login(name) if smoke_target.login is not None else None

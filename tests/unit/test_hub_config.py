@@ -60,6 +60,9 @@ def test_authenticator_is_limited_to_the_cluster_teams(all_facts, name):
     assert auth.populate_teams_in_auth_state is True
     assert "read:org" in auth.scope
     assert auth.enable_auth_state is True
+    # Membership is rechecked by the hub's periodic refresh, not again before every spawn (cost measured).
+    assert auth.refresh_pre_spawn is False
+    assert auth.auth_refresh_age <= 300
     assert auth.allow_all is False
     assert auth.allow_existing_users is False
     assert auth.oauth_callback_url == f"{hub_config.hub_url(cluster)}/hub/oauth_callback"
