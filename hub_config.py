@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from oauthenticator.github import GitHubOAuthenticator
+from tornado.httpclient import HTTPClientError
 from traitlets.config import LazyConfigValue
 
 TEMPLATES = Path(__file__).resolve().parent / "hub_templates"
@@ -27,6 +28,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 # dask-gateway client presents, and the gateway may require this scope on it.
 SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", f"access:services!service={GATEWAY_SERVICE}"]
 HOME = "/home/jovyan"
+ROUTE_CHECK_S = 30
 GIB = 1024**3
 
 LOG = logging.getLogger("JupyterHub")
@@ -39,6 +41,8 @@ def configure(c, facts):
     _spawner(c, facts)
     _culler(c, facts["notebook"]["culling"])
     _roles(c)
+    _route_healing(c)
+    _cookies(c, facts)
 
 
 # ---- authentication -------------------------------------------------------------------------------------
@@ -132,7 +136,25 @@ def template_vars(facts):
         "pangeo_apply_url": facts["support"]["apply_url"],
         "pangeo_allowed_teams": list(facts["github"]["allowed_teams"]),
         "pangeo_not_member_message": not_member_message(facts),
+        # JupyterHub calls a callable template variable with the page's user: this one returns the function.
+        "pangeo_github_unreachable": lambda user: github_unreachable,
     }
+
+
+def github_unreachable(exception):
+    """Whether a page's error is GitHub not answering the authenticator (connection refused or dropped, a
+    timeout, a 5xx), so that hub_templates/500.html says so instead of "Internal Server Error"."""
+    if isinstance(exception, HTTPClientError):
+        if exception.code < 500:
+            return False
+    elif not isinstance(exception, OSError):
+        return False
+    frame = getattr(exception, "__traceback__", None)
+    while frame is not None:
+        if frame.tb_frame.f_globals.get("__name__", "").startswith("oauthenticator."):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _pages(c, facts):
@@ -256,6 +278,21 @@ def _culler(c, culling):
     services[:] = [s for s in services if s.get("name") != CULLER_SERVICE]
     services.append({"name": CULLER_SERVICE, "command": culler_command(culling)})
     _add_role(c, {"name": CULLER_SERVICE, "scopes": list(CULLER_SCOPES), "services": [CULLER_SERVICE]})
+
+
+def _route_healing(c):
+    """A restarted proxy (its pod replaced, or crashed) starts with no routes; the hub puts them back at its
+    next check, every last_activity_interval. JupyterHub's default (300 s) means 5 minutes of errors for
+    every user; 30 s costs one proxy API call per interval (measured by tests/faults)."""
+    c.JupyterHub.last_activity_interval = ROUTE_CHECK_S
+
+
+def _cookies(c, facts):
+    """Secure login and XSRF cookies on an HTTPS hub, whatever the scheme of the request that reaches the hub
+    behind the TLS-terminating proxy (JupyterHub otherwise trusts X-Forwarded-Proto). HttpOnly is JupyterHub's."""
+    if hub_url(facts).startswith("https://"):
+        settings = _config_dict(c.JupyterHub, "tornado_settings")
+        settings["cookie_options"] = {**settings.get("cookie_options", {}), "secure": True}
 
 
 def _roles(c):

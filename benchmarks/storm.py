@@ -74,8 +74,9 @@ def write_light_env(directory):
 
 
 @contextlib.contextmanager
-def storm_stack(data_dir, logins, notes, light=True):
-    """A LocalStack whose stand-in also knows `logins` and (light=True) whose servers are the light server."""
+def storm_stack(data_dir, logins, notes, light=True, overrides=None):
+    """A LocalStack whose stand-in also knows `logins` and (light=True) whose servers are the light server;
+    `overrides` as LocalStack's (tests/load shortens the culler's timeout)."""
     from deployer.local import stack as stack_module
 
     # Both are the stack's internals (it has no option for either yet): fail loudly if they change, rather
@@ -98,7 +99,7 @@ def storm_stack(data_dir, logins, notes, light=True):
             return runtime
 
     with mock.patch.object(stack_module, "STANDIN_FILE", users_file):
-        stack = start_stack(lambda: StormStack(data_dir, port=0), notes)
+        stack = start_stack(lambda: StormStack(data_dir, port=0, overrides=overrides), notes)
         try:
             yield stack
         finally:

@@ -11,6 +11,7 @@ from deployer.local import scratch
 from deployer.local.github_standin import CLIENT_ID, CLIENT_SECRET
 from deployer.local.processes import STACK_ID_VAR
 from deployer.local.spawner import PangeoLocalSpawner
+from deployer.local.supervisor import POD_VAR
 
 GATEWAY_SERVICE = "dask-gateway"
 SMOKE_SERVICE = "smoke-admin"
@@ -29,10 +30,17 @@ def _hub(c, runtime, ports, paths):
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{ports['hub_api']}"
     c.JupyterHub.db_url = f"sqlite:///{paths['hub']}/jupyterhub.sqlite"
     c.JupyterHub.cookie_secret_file = f"{paths['hub']}/jupyterhub_cookie_secret"
-    c.ConfigurableHTTPProxy.command = [paths["proxy"]]
+    _separate_pods(c, ports)
+
+
+def _separate_pods(c, ports):
+    """As in the chart: the proxy is its own process (the launcher's; its token in CONFIGPROXY_AUTH_TOKEN),
+    and a hub that stops, or restarts, leaves the users' servers running and re-adopts them from its
+    database (LocalProcessSpawner keeps the pid in its state)."""
+    c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
-    c.ConfigurableHTTPProxy.pid_file = f"{paths['hub']}/proxy.pid"
-    c.ConfigurableHTTPProxy.debug = False
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
 
 
 def _authenticator(c):
@@ -78,22 +86,19 @@ def _user_key(secret, index, spawner):
 def _services(c, runtime, ports, paths):
     services = [s for s in (c.JupyterHub.services if "services" in c.JupyterHub else [])
                 if s.get("name") not in (GATEWAY_SERVICE, SMOKE_SERVICE)]
+    # The gateway is the launcher's process (the chart's gateway pod), not started by the hub: a hub
+    # restart must not take users' clusters with it.
     services.append({
         "name": GATEWAY_SERVICE,
         "url": f"http://127.0.0.1:{ports['gateway_proxy']}",
         "api_token": runtime["secrets"]["gateway_token"],
-        "command": [f"{paths['gateway_venv']}/bin/dask-gateway-server", "-f", paths["gateway_config"]],
-        "cwd": paths["gateway"],
-        "environment": {
-            "PANGEO_LOCAL_RUNTIME": paths["runtime"],
-            # Schedulers and workers inherit PATH: `dask scheduler` must be the notebook environment's.
-            "PATH": f"{paths['user_venv']}/bin:/usr/local/bin:/usr/bin:/bin",
-        },
     })
     services.append({"name": SMOKE_SERVICE, "api_token": runtime["secrets"]["smoke_token"]})
     for service in services:
         if "command" in service:
-            service["environment"] = {**service.get("environment", {}), STACK_ID_VAR: runtime["stack_id"]}
+            # The hub's managed services (the culler) are in the hub's pod: they go when it goes (supervisor).
+            service["environment"] = {**service.get("environment", {}), STACK_ID_VAR: runtime["stack_id"],
+                                      POD_VAR: "hub"}
     c.JupyterHub.services = services
 
     # The smoke suite and health checks act as an admin: JupyterHub's own `admin` role.

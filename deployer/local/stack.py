@@ -9,6 +9,7 @@ Call start() from a thread that outlives the stack (e.g. the main thread): the p
 SIGTERM when that thread ends (processes._prepare_child), so a killed test run leaves nothing behind.
 """
 
+import base64
 import fcntl
 import json
 import os
@@ -24,7 +25,7 @@ import yaml
 
 from deployer import facts as facts_module
 from deployer.values import deep_merge
-from deployer.local import processes, scratch
+from deployer.local import processes, scratch, supervisor
 from deployer.local.processes import STACK_ID_VAR, Process, free_port, http_status, port_free, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,8 @@ TOOLS = {
 HUB_TIMEOUT_S = 60
 STORE_TIMEOUT_S = 60
 GATEWAY_TIMEOUT_S = 60
-SECRET_NAMES = ("crypt_key", "standin_token_key", "scratch", "scratch_admin", "gateway_token", "smoke_token")
+SECRET_NAMES = ("crypt_key", "standin_token_key", "scratch", "scratch_admin", "gateway_token", "smoke_token",
+                "proxy_token", "gateway_db_key", "gateway_proxy_token")
 
 
 class LocalStackError(Exception):
@@ -65,6 +67,8 @@ class LocalStack:
         self.facts = None
         self.ports = {}
         self._processes = {}
+        self._specs = {}
+        self.supervisor = None
         self._lock = None
         self._secrets = {}
         self.stack_id = uuid.uuid4().hex
@@ -101,6 +105,7 @@ class LocalStack:
             self._prepare()
             self._start_processes()
             self._wait_ready()
+            self._supervise()
         except LocalStackError:
             self.stop()
             raise
@@ -116,7 +121,10 @@ class LocalStack:
     def stop(self):
         """Stop the hub (which stops user servers, the proxy and its services), the store and the stand-in;
         then whatever else carries this stack's tag. Safe to call twice."""
-        # All at once: the hub takes longest (it stops its services one by one, then the user servers).
+        if self.supervisor:
+            self.supervisor.stop()
+        # All at once. The hub leaves user servers and the gateway its clusters running (as on Kubernetes,
+        # where they are pods of their own): the sweep below stops them.
         children = [self._processes.pop(name) for name in list(self._processes)]
         for child in children:
             child.terminate()
@@ -128,7 +136,9 @@ class LocalStack:
             self._lock = None
 
     def exited(self):
-        """The first of our processes that has exited since start, as a one-paragraph report, else None."""
+        """A process that keeps exiting (or, unsupervised, any that exited), as a one-paragraph report, else None."""
+        if self.supervisor:
+            return next(iter(self.supervisor.given_up.values()), None)
         for process in self._processes.values():
             if process.exited():
                 return (f"{process.name} exited (code {process.popen.returncode}); last lines of "
@@ -228,8 +238,7 @@ class LocalStack:
             "secrets": {k: self._secrets[k] for k in ("scratch", "gateway_token", "smoke_token")},
             "paths": {
                 "hub": str(d / "hub"), "homes": str(d / "homes"), "gateway": str(d / "gateway"),
-                "runtime": str(d / "run" / "runtime.json"), "gateway_config": str(HERE / "gateway_local_config.py"),
-                "proxy": str(TOOLS["proxy"][0]), "user_venv": str(VENV / "user"), "gateway_venv": str(VENV / "gateway"),
+                "runtime": str(d / "run" / "runtime.json"), "user_venv": str(VENV / "user"),
             },
         }
 
@@ -241,12 +250,38 @@ class LocalStack:
         return env
 
     def _spawn(self, name, cmd, grace_s=10.0, **kwargs):
+        self._specs[name] = (cmd, grace_s, kwargs)
         self._processes[name] = Process(name, cmd, self.data_dir / "logs" / f"{name}.log", grace_s=grace_s, **kwargs)
         return self._processes[name]
+
+    def _respawn(self, name):
+        cmd, grace_s, kwargs = self._specs[name]
+        return self._spawn(name, cmd, grace_s=grace_s, **kwargs)
+
+    def _supervise(self):
+        self.supervisor = supervisor.Supervisor(self)
+        self.supervisor.start()
+
+    # ---- faults (tests/faults): what Kubernetes does to a pod ----------------------------------------
+    def kill(self, name, sig=9):
+        """Kill process `name` (hub, proxy, gateway, scratch-store, github-standin) as a pod dies; the
+        supervisor starts it again."""
+        supervisor.kill(self._processes[name], sig)
+
+    def hold(self, name):
+        """Stop `name` and keep it down (an outage) until release(name)."""
+        self.supervisor.hold(name)
+
+    def release(self, name):
+        self.supervisor.release(name)
 
     def _start_processes(self):
         p, d = self.ports, self.data_dir
         self._t0 = time.monotonic()
+        # Not tagged (a sweep must not stop it): it sweeps the tag when this launcher dies.
+        env = {k: v for k, v in self._env().items() if k != STACK_ID_VAR}
+        self._spawn("reaper", [sys.executable, "-m", "deployer.local.reaper", self.stack_id], env=env, cwd=REPO,
+                    grace_s=10.0)
         self._spawn("scratch-store", [
             TOOLS["weed"][0], "server", f"-dir={d / 'scratch'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={p['weed_master']}", f"-master.port.grpc={p['weed_master_grpc']}",
@@ -261,14 +296,46 @@ class LocalStack:
             TOOLS["hub-python"][0], "-m", "deployer.local.github_standin", "--port", p["standin"],
             "--users", STANDIN_FILE,
         ], env=self._env(PANGEO_STANDIN_TOKEN_KEY=self._secrets["standin_token_key"]), cwd=REPO, grace_s=5.0)
+        self._start_proxy()
         hub_bin = TOOLS["hub"][0].parent
         self._spawn("hub", [TOOLS["hub"][0], "-f", HERE / "jupyterhub_config.py"], env=self._env(
             PANGEO_LOCAL_RUNTIME=str(self.runtime_file), JUPYTERHUB_CRYPT_KEY=self._secrets["crypt_key"],
+            CONFIGPROXY_AUTH_TOKEN=self._secrets["proxy_token"],
             PATH=f"{hub_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         ), cwd=d / "hub", grace_s=20.0)
+        self._start_gateway()
+
+    def _start_proxy(self):
+        """configurable-http-proxy as its own process, as the chart's proxy pod: the hub only adds routes."""
+        p = self.ports
+        hub_api = f"http://127.0.0.1:{p['hub_api']}"
+        self._spawn("proxy", [
+            TOOLS["proxy"][0], "--ip", "127.0.0.1", "--port", p["hub"], "--api-ip", "127.0.0.1",
+            "--api-port", p["proxy_api"], "--default-target", hub_api, "--error-target", f"{hub_api}/hub/error",
+            "--log-level", "warn",
+        ], env=self._env(CONFIGPROXY_AUTH_TOKEN=self._secrets["proxy_token"]), cwd=self.data_dir / "hub", grace_s=5.0)
+
+    def _start_gateway(self):
+        """dask-gateway-server and its proxy as processes of their own (the chart's gateway API and traefik
+        pods): a gateway restart leaves the connections to the schedulers open. A hub service by URL only."""
+        user_bin = VENV / "user" / "bin"
+        config = HERE / "gateway_local_config.py"
+        proxy_token = self._secrets["gateway_proxy_token"]
+        self._spawn("gateway-proxy", [TOOLS["gateway"][0], "proxy", "-f", config], env=self._env(
+            PANGEO_LOCAL_RUNTIME=str(self.runtime_file), DASK_GATEWAY_PROXY_TOKEN=proxy_token,
+        ), cwd=self.data_dir / "gateway", grace_s=5.0)
+        self._spawn("gateway", [TOOLS["gateway"][0], "-f", config], env=self._env(
+            PANGEO_LOCAL_RUNTIME=str(self.runtime_file), DASK_GATEWAY_PROXY_TOKEN=proxy_token,
+            JUPYTERHUB_API_URL=f"http://127.0.0.1:{self.ports['hub_api']}/hub/api",
+            JUPYTERHUB_API_TOKEN=self._secrets["gateway_token"],
+            # Its cluster database is encrypted with this Fernet key (32 bytes, base64).
+            DASK_GATEWAY_ENCRYPT_KEYS=base64.urlsafe_b64encode(bytes.fromhex(self._secrets["gateway_db_key"])).decode(),
+            # Schedulers and workers inherit PATH: `dask scheduler` must be the notebook environment's.
+            PATH=f"{user_bin}:/usr/local/bin:/usr/bin:/bin",
+        ), cwd=self.data_dir / "gateway", grace_s=10.0)
 
     def _wait_ready(self):
-        standin, store, hub = (self._processes[n] for n in ("github-standin", "scratch-store", "hub"))
+        standin, store, hub, gateway = (self._processes[n] for n in ("github-standin", "scratch-store", "hub", "gateway"))
         wait_until(lambda: http_status(self.github_url + "/") == 200, "the GitHub stand-in", 30, [standin])
         self.timings["standin_ready_s"] = self._since_start()
         wait_until(lambda: http_status(self.hub_url + "/hub/api/") == 200, "the hub (through the proxy)",
@@ -279,7 +346,7 @@ class LocalStack:
         self._configure_bucket(store)
         self.timings["store_ready_s"] = self._since_start()
         wait_until(lambda: http_status(f"{self.hub_url}/services/dask-gateway/api/health") == 200,
-                   "Dask Gateway (through the proxy)", GATEWAY_TIMEOUT_S, [hub])
+                   "Dask Gateway (through the proxy)", GATEWAY_TIMEOUT_S, [hub, gateway])
         self.timings["gateway_ready_s"] = self._since_start()
 
     def _since_start(self):
