@@ -29,6 +29,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", f"access:services!service={GATEWAY_SERVICE}"]
 HOME = "/home/jovyan"
 ROUTE_CHECK_S = 30
+TOKEN_CACHE_S = 30
 GIB = 1024**3
 
 LOG = logging.getLogger("JupyterHub")
@@ -43,6 +44,7 @@ def configure(c, facts):
     _roles(c)
     _route_healing(c)
     _cookies(c, facts)
+    _token_cache(c)
 
 
 # ---- authentication -------------------------------------------------------------------------------------
@@ -293,6 +295,15 @@ def _cookies(c, facts):
     if hub_url(facts).startswith("https://"):
         settings = _config_dict(c.JupyterHub, "tornado_settings")
         settings["cookie_options"] = {**settings.get("cookie_options", {}), "secure": True}
+
+
+def _token_cache(c):
+    """A user server trusts the hub's answer about a token or cookie for HubAuth.cache_max_age (JupyterHub's
+    default 300 s): that long, a revoked token still opens the server. Shortened to TOKEN_CACHE_S."""
+    for section in (c.Spawner, c.KubeSpawner):
+        args = _config_list(section, "args")
+        args[:] = [a for a in args if not a.startswith("--HubOAuth.cache_max_age=")]
+        args.append(f"--HubOAuth.cache_max_age={TOKEN_CACHE_S}")
 
 
 def _roles(c):

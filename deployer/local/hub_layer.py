@@ -57,7 +57,7 @@ def _spawner(c, runtime, profiles, ports, paths):
     spawner.profile_list = profiles
     spawner.cmd = [f"{paths['user_venv']}/bin/jupyterhub-singleuser"]
     # Everything runs as root here; Jupyter refuses root unless told.
-    spawner.args = ["--allow-root"]
+    spawner.args = [*(c.Spawner.args if "args" in c.Spawner else []), "--allow-root"]
     spawner.home_dir_template = f"{paths['homes']}/{{username}}"
     spawner.notebook_dir = f"{paths['homes']}/{{username}}"
     spawner.default_url = "/lab"

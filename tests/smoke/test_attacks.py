@@ -5,9 +5,9 @@ Alice is the member, bob the second member (Target.users). Each refusal is asser
 would try it: with her browser cookie (where a GitHub stand-in lets the suite log in) and with her token.
 """
 
-import json
-import re
 import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,11 +17,14 @@ import websocket
 from .hub import TIMEOUT
 from .kernel import Kernel
 from .login import callback_url
+from .report import record
 from .test_gateway import GATEWAY_TIMEOUT
 
 pytestmark = pytest.mark.smoke
 
 REFUSED = (401, 403, 404)
+# hub_config.TOKEN_CACHE_S, written out: the suite checks the promise, not the code that keeps it.
+TOKEN_CACHE_S = 30
 EVIL = "https://evil.example.org/steal"
 
 
@@ -139,26 +142,40 @@ def _everywhere(smoke_target, member_server, token):
     return {
         "hub api": session.get(f"{smoke_target.hub_url}/hub/api/user", timeout=TIMEOUT).status_code,
         "server": session.get(member_server.url + "api/contents", timeout=TIMEOUT, allow_redirects=False).status_code,
-        "gateway": session.get(f"{smoke_target.hub_url}/services/dask-gateway/api/v1/clusters/",
-                               timeout=TIMEOUT, allow_redirects=False).status_code,
+        # The gateway's JupyterHub authenticator reads the token as the dask-gateway client sends it.
+        "gateway": requests.get(f"{smoke_target.hub_url}/services/dask-gateway/api/v1/clusters/",
+                                headers={"Authorization": f"jupyterhub {token}"}, timeout=TIMEOUT,
+                                allow_redirects=False).status_code,
     }
 
 
+def _refused(seen):
+    """A server redirects an unknown token to the hub's login (302); dask-gateway 2026.3.0 answers 500 for a
+    token the hub refuses (upstream: its JupyterHub authenticator does not map the hub's 403/404)."""
+    return all(status in REFUSED or (where == "server" and status == 302) or (where == "gateway" and status == 500)
+               for where, status in seen.items())
+
+
 def test_expired_and_revoked_tokens_are_refused_everywhere(hub, member_server, smoke_target, users):
+    """Everywhere at once for an expired token; a revoked one may still open the server it was used on for the
+    server's cache time of the hub's answer (HubOAuth.cache_max_age, hub_config.TOKEN_CACHE_S), not longer."""
     alice = users["member"]
     live = hub.request("POST", f"/users/{alice}/tokens", json={"note": "attack: live", "expires_in": 600},
                        expect=(200, 201)).json()
     assert _everywhere(smoke_target, member_server, live["token"]) == {"hub api": 200, "server": 200, "gateway": 200}
-
     expiring = hub.request("POST", f"/users/{alice}/tokens", json={"note": "attack: expiring", "expires_in": 1},
                            expect=(200, 201)).json()
     hub.request("DELETE", f"/users/{alice}/tokens/{live['id']}", expect=(204,))
+    revoked_at = time.monotonic()
     time.sleep(3)
-    for name, token in (("revoked", live["token"]), ("expired", expiring["token"])):
-        seen = _everywhere(smoke_target, member_server, token)
-        # A server redirects an unknown token to the hub's login (302) rather than answer 403.
-        refused = {where: status in REFUSED or (where == "server" and status == 302) for where, status in seen.items()}
-        assert all(refused.values()), f"the {name} token is accepted somewhere: {seen}"
+    seen = _everywhere(smoke_target, member_server, expiring["token"])
+    assert _refused(seen), f"the expired token is accepted somewhere: {seen}"
+    seen = _everywhere(smoke_target, member_server, live["token"])
+    while not _refused(seen) and time.monotonic() - revoked_at < TOKEN_CACHE_S + 15:
+        time.sleep(2)
+        seen = _everywhere(smoke_target, member_server, live["token"])
+    assert _refused(seen), f"the revoked token is still accepted {time.monotonic() - revoked_at:.0f} s later: {seen}"
+    record("attack: a revoked token refused everywhere after", time.monotonic() - revoked_at)
 
 
 # ---- login ------------------------------------------------------------------------------------------------
@@ -188,6 +205,11 @@ def test_oauth_state_mismatch_and_replayed_callback_are_refused(login, users, sm
     assert stranger.status_code in (400, 403), f"the callback in another browser: HTTP {stranger.status_code}"
 
 
+def _deletion(flags):
+    expires = next((f.split("=", 1)[1] for f in flags if f.startswith("expires=")), None)
+    return "max-age=0" in flags or (expires is not None and parsedate_to_datetime(expires) < datetime.now(timezone.utc))
+
+
 def test_login_cookies_are_httponly_and_secure_on_https(users, smoke_target, login):
     session, callback = callback_url(smoke_target.hub_url, users["member"])
     reply = session.get(callback, timeout=TIMEOUT, allow_redirects=False)
@@ -196,8 +218,12 @@ def test_login_cookies_are_httponly_and_secure_on_https(users, smoke_target, log
     https = smoke_target.hub_url.startswith("https://")
     for cookie in cookies:
         flags = {part.strip().lower() for part in cookie.split(";")[1:]}
-        assert "httponly" in flags, f"not HttpOnly: {cookie.split('=')[0]}"
-        assert ("secure" in flags) or not https, f"not Secure on an HTTPS hub: {cookie.split('=')[0]}"
+        if _deletion(flags):
+            continue  # the OAuth state cookie, cleared: an expired empty cookie, nothing to protect
+        name = cookie.split("=")[0]
+        # The XSRF cookie is read by the hub's own pages' JavaScript (double submit): HttpOnly would break it.
+        assert "httponly" in flags or name == "_xsrf", f"not HttpOnly: {name}"
+        assert ("secure" in flags) or not https, f"not Secure on an HTTPS hub: {name}"
 
 
 def test_cross_site_posts_are_refused(member_server, smoke_target, users):
