@@ -6,7 +6,10 @@
 State (hub database, homes, scratch objects, the crypt key and other development secrets) lives in
 data_dir and survives restarts. Secrets there are generated on first start and never leave the machine.
 Call start() from a thread that outlives the stack (e.g. the main thread): the processes it starts get
-SIGTERM when that thread ends (processes._prepare_child), so a killed test run leaves nothing behind.
+SIGTERM when that thread ends (processes._prepare_child), and the reaper among them then stops everything
+tagged with the stack's id, so a killed test run leaves nothing behind. Once started, the supervisor
+(supervisor.py) restarts any process that exits, as Kubernetes restarts a pod; kill/hold/release inject
+faults (tests/faults).
 """
 
 import base64
@@ -119,8 +122,8 @@ class LocalStack:
         return self
 
     def stop(self):
-        """Stop the hub (which stops user servers, the proxy and its services), the store and the stand-in;
-        then whatever else carries this stack's tag. Safe to call twice."""
+        """Stop every process the stack started, then whatever else carries its tag (user servers, kernels,
+        Dask clusters, the hub's services). Safe to call twice."""
         if self.supervisor:
             self.supervisor.stop()
         # All at once. The hub leaves user servers and the gateway its clusters running (as on Kubernetes,

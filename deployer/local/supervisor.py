@@ -55,8 +55,8 @@ class Supervisor(threading.Thread):
         if recent and now - recent[-1] < BACKOFF_S:
             return
         if name == "hub":
-            # The hub's pod takes its managed services with it.
-            processes.sweep(self.stack.stack_id, also=f"{POD_VAR}=hub")
+            # The hub's pod takes its managed services with it, at once (the kubelet kills a pod's containers).
+            processes.sweep(self.stack.stack_id, grace_s=0.5, also=f"{POD_VAR}=hub")
         self._restarts[name] = recent + [now]
         self.events.append((now, name, f"exited (code {process.popen.returncode}), restarted"))
         self.stack._respawn(name)

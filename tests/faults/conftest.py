@@ -43,19 +43,12 @@ def running_server(stack, hub, role):
     return server
 
 
-def pytest_runtest_logreport(report):
-    if report.when == "call" or report.outcome != "passed":
-        item_outcome = {"passed": "held", "failed": "FAILED", "skipped": "skipped"}[report.outcome]
-        what = reliability.OUTCOMES.get(report.nodeid, (report.nodeid, ""))[0]
-        if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
-            item_outcome = f"skipped: {report.longrepr[2]}"
-        if report.outcome == "failed":
-            item_outcome = "FAILED: " + str(report.longrepr).strip().splitlines()[-1][:200].replace("|", "/")
-        reliability.OUTCOMES[report.nodeid] = (what, item_outcome)
-
-
 def pytest_runtest_setup(item):
-    reliability.OUTCOMES[item.nodeid] = (reliability.describe(item), "not run")
+    reliability.started(item)
+
+
+def pytest_runtest_logreport(report):
+    reliability.reported(report)
 
 
 def pytest_sessionfinish(session):

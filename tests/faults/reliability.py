@@ -45,9 +45,28 @@ def wait_for(check, what, timeout_s, interval_s=0.25):
     raise AssertionError(f"{what}: not within {timeout_s:.0f} s" + (f" (last error: {last!r})" if last else ""))
 
 
+def started(item):
+    OUTCOMES[item.nodeid] = (describe(item), "not run")
+
+
+def reported(report):
+    """The outcome of a test whose start was recorded: its call, or the setup or teardown that failed it."""
+    if report.nodeid not in OUTCOMES or not (report.when == "call" or report.outcome != "passed"):
+        return
+    outcome = {"passed": "held", "failed": "FAILED", "skipped": "skipped"}[report.outcome]
+    if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+        outcome = f"skipped: {report.longrepr[2]}"
+    if report.outcome == "failed":
+        outcome = "FAILED: " + str(report.longrepr).strip().splitlines()[-1][:200]
+    OUTCOMES[report.nodeid] = (OUTCOMES[report.nodeid][0], outcome.replace("|", "/"))
+
+
 def describe(item):
-    doc = (item.function.__doc__ or item.name).strip().splitlines()
-    return " ".join(line.strip() for line in doc[:3] if line.strip()).split(". ")[0]
+    """The test's docstring, first sentence; else its name in words."""
+    doc = " ".join(line.strip() for line in (item.function.__doc__ or "").strip().splitlines()[:4] if line.strip())
+    if doc:
+        return doc.split(". ")[0].rstrip(".")
+    return item.name.removeprefix("test_").replace("_", " ").capitalize()
 
 
 def write(path=RESULTS):
@@ -68,10 +87,10 @@ def write(path=RESULTS):
         f"{rows_file.name} (one row per test, from its latest run), on a {os.cpu_count()}-core machine shared "
         f"with other work, Python {platform.python_version()}. Each row is a test that injects the fault on the "
         "local stack and then checks that nothing was lost; figures are measured, never asserted (timings on a "
-        "shared machine are noisy). The attacks are in the smoke suite (tests/smoke/test_attacks.py, run by "
-        "`make test` on the local stack and by `make health` on every deployed hub).",
+        "shared machine are noisy). The attacks are the smoke suite's (tests/smoke/test_attacks.py): their rows come from "
+        "`make test` on the local stack; `make health` runs them on every deployed hub.",
         "",
-        "| Fault | Outcome | Figures | Run |",
+        "| Fault or attack | Outcome | Figures | Run |",
         "|---|---|---|---|",
     ]
     for row in rows.values():
