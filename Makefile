@@ -105,7 +105,7 @@ template: $(DEV)/.installed $(BIN)/.installed  ## render CLUSTER=…'s manifests
 	$(DEPLOYER) template $(CLUSTER)
 
 # ---- tests ------------------------------------------------------------------------------------------
-.PHONY: test test-unit test-local test-kind
+.PHONY: test test-unit test-local test-kind test-faults test-load
 test: setup browser  ## everything that runs on this machine: unit, then the local stack end to end
 	$(PYTEST) tests/unit tests/local
 
@@ -114,6 +114,12 @@ test-unit: $(DEV)/.installed $(VENV)/local/.installed $(BIN)/.installed  ## conf
 
 test-local: setup browser  ## start the local stack and run the smoke suite and browser test against it
 	$(PYTEST) tests/local
+
+test-faults: setup  ## kill the hub, proxy, gateway, store, a server under running work; writes benchmarks/RELIABILITY.md
+	$(PYTEST) tests/faults
+
+test-load: setup  ## 200 users log in and spawn light servers, then a 10-minute soak (CI; about 13 minutes)
+	$(PYTEST) tests/load
 
 test-kind: $(DEV)/.installed $(BIN)/.installed  ## deploy the kind cluster file into a kind cluster, run the smoke suite (needs kind, docker)
 	$(PYTEST) tests/kind

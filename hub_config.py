@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
+from tornado.httpclient import HTTPClientError
 from traitlets.config import LazyConfigValue
 
 TEMPLATES = Path(__file__).resolve().parent / "hub_templates"
@@ -33,6 +34,8 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", f"access:services!service={GATEWAY_SERVICE}",
                        f"access:services!service={SCRATCH_SERVICE}"]
 HOME = "/home/jovyan"
+ROUTE_CHECK_S = 30
+TOKEN_CACHE_S = 30
 GIB = 1024**3
 
 LOG = logging.getLogger("JupyterHub")
@@ -46,6 +49,9 @@ def configure(c, facts):
     _culler(c, facts["notebook"]["culling"])
     _service_checks(c)
     _roles(c)
+    _route_healing(c)
+    _cookies(c, facts)
+    _token_cache(c)
 
 
 # ---- authentication -------------------------------------------------------------------------------------
@@ -167,7 +173,25 @@ def template_vars(facts):
         "pangeo_account_prefix": ACCOUNT_PREFIX,
         # the spawn and home pages name the size a server was started with (its profile's slug)
         "pangeo_sizes": {slug: facts["sizes"][slug]["display_name"] for slug in facts["notebook"]["sizes"]},
+        # JupyterHub calls a callable template variable with the page's user: this one returns the function.
+        "pangeo_github_unreachable": lambda user: github_unreachable,
     }
+
+
+def github_unreachable(exception):
+    """Whether a page's error is GitHub not answering the authenticator (connection refused or dropped, a
+    timeout, a 5xx), so that hub_templates/500.html says so instead of "Internal Server Error"."""
+    if isinstance(exception, HTTPClientError):
+        if exception.code < 500:
+            return False
+    elif not isinstance(exception, OSError):
+        return False
+    frame = getattr(exception, "__traceback__", None)
+    while frame is not None:
+        if frame.tb_frame.f_globals.get("__name__", "").startswith("oauthenticator."):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _pages(c, facts):
@@ -322,6 +346,28 @@ def _service_checks(c):
     # The hub's minutely check of a service GETs its root, which the gateway answers 404 (a warning in its
     # log every minute) and which only ever logs. The gateway's health is its pod's probes' job (/api/health).
     c.JupyterHub.service_check_interval = 0
+def _route_healing(c):
+    """A restarted proxy (its pod replaced, or crashed) starts with no routes; the hub puts them back at its
+    next check, every last_activity_interval. JupyterHub's default (300 s) means 5 minutes of errors for
+    every user; 30 s costs one proxy API call per interval (measured by tests/faults)."""
+    c.JupyterHub.last_activity_interval = ROUTE_CHECK_S
+
+
+def _cookies(c, facts):
+    """Secure login and XSRF cookies on an HTTPS hub, whatever the scheme of the request that reaches the hub
+    behind the TLS-terminating proxy (JupyterHub otherwise trusts X-Forwarded-Proto). HttpOnly is JupyterHub's."""
+    if hub_url(facts).startswith("https://"):
+        settings = _config_dict(c.JupyterHub, "tornado_settings")
+        settings["cookie_options"] = {**settings.get("cookie_options", {}), "secure": True}
+
+
+def _token_cache(c):
+    """A user server trusts the hub's answer about a token or cookie for HubAuth.cache_max_age (JupyterHub's
+    default 300 s): that long, a revoked token still opens the server. Shortened to TOKEN_CACHE_S."""
+    for section in (c.Spawner, c.KubeSpawner):
+        args = _config_list(section, "args")
+        args[:] = [a for a in args if not a.startswith("--HubOAuth.cache_max_age=")]
+        args.append(f"--HubOAuth.cache_max_age={TOKEN_CACHE_S}")
 
 
 def _roles(c):

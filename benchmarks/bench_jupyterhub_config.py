@@ -35,8 +35,3 @@ hub_layer.configure(c, RUNTIME, hub_config.profiles(facts))
 
 if bench.get("db_url"):
     c.JupyterHub.db_url = bench["db_url"]
-# A fixed token: a restarted hub (keep_servers) must reach the proxy it left running.
-c.ConfigurableHTTPProxy.auth_token = bench["proxy_token"]
-if bench.get("keep_servers"):
-    c.JupyterHub.cleanup_servers = False
-    c.JupyterHub.cleanup_proxy = False

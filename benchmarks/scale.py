@@ -106,7 +106,7 @@ def measure(stack, hub, session, running):
     admin.headers.update({"Authorization": f"token {stack.api_token}", **PAGINATED})
     users_url = f"{stack.hub_url}/hub/api/users?include_stopped_servers=1&limit={PAGE}"
     proxy = requests.Session()
-    proxy.headers["Authorization"] = f"token {stack.runtime_bench['proxy_token']}"
+    proxy.headers["Authorization"] = f"token {stack._secrets['proxy_token']}"
     figures = {
         "users_in_db": total,
         "running_servers": _ready_count(hub),
@@ -142,7 +142,7 @@ def run(data_dir, users=USERS, running=RUNNING):
     from tests.smoke.login import standin_login
 
     notes = []
-    with variants.bench_stack(data_dir / "ours", "ours", notes=notes, light=True, keep_servers=True) as stack:
+    with variants.bench_stack(data_dir / "ours", "ours", notes=notes, light=True) as stack:
         hub = HubAPI(stack.hub_url, stack.api_token)
         session = standin_login(stack.hub_url, stack.users["member"])
         floor = measure(stack, hub, session, 0)

@@ -25,6 +25,8 @@ c.ClusterConfig.worker_cmd = ["dask", "worker"]
 c.DaskGateway.address = f"127.0.0.1:{ports['gateway_api']}"
 c.Proxy.address = f"127.0.0.1:{ports['gateway_proxy']}"
 c.Proxy.prefix = "/services/dask-gateway"
+# The launcher runs the proxy as its own process (`dask-gateway-server proxy`), for both variants alike.
+c.Proxy.externally_managed = True
 c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
 c.LocalBackend.clusters_directory = f"{paths['gateway']}/clusters"
 c.LocalBackend.inherited_environment = ["PATH", "VIRTUAL_ENV", "LANG", "LC_ALL", STACK_ID_VAR]

@@ -11,11 +11,11 @@
 
 Both run the hub from benchmarks/bench_jupyterhub_config.py, which reads the variant from the runtime file.
 Options: a database URL (PostgreSQL), the light server in place of JupyterLab, extra stand-in users, and
-`keep_servers` (the hub leaves servers running when it stops, so that a restart finds them).
+LocalStack's overrides. Both leave servers and the proxy running when the hub stops (the local layer's
+`cleanup_servers`/`cleanup_proxy`, as on Kubernetes), so a restarted hub finds them.
 """
 
 import contextlib
-import secrets
 from unittest import mock
 
 import yaml
@@ -51,25 +51,23 @@ def write_light_env(directory):
     return directory
 
 
-def stack_class(flavour, db_url=None, light_env=None, keep_servers=False):
+def stack_class(flavour, db_url=None, light_env=None):
     from deployer.local import stack as stack_module
 
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown hub variant {flavour!r}; choose among {', '.join(FLAVOURS)}")
     # The stack's internals (it has no option for these): fail loudly if they change.
-    for name in ("_runtime", "_spawn"):
+    for name in ("_runtime", "_spawn", "_respawn", "hold"):
         if not hasattr(stack_module.LocalStack, name):
             raise RuntimeError(f"deployer.local.stack.LocalStack has no {name} any more: the benchmarks' hub "
                                "variants need it")
-    proxy_token = secrets.token_hex(32)
 
     class BenchStack(stack_module.LocalStack):
         variant = flavour
 
         def _runtime(self):
             runtime = super()._runtime()
-            runtime["bench"] = self.runtime_bench = {"flavour": flavour, "db_url": db_url,
-                                                     "keep_servers": keep_servers, "proxy_token": proxy_token}
+            runtime["bench"] = self.runtime_bench = {"flavour": flavour, "db_url": db_url}
             if light_env:
                 runtime["paths"]["user_venv"] = str(light_env)
             if flavour == "stock":
@@ -79,35 +77,34 @@ def stack_class(flavour, db_url=None, light_env=None, keep_servers=False):
         def _spawn(self, name, cmd, grace_s=10.0, **kwargs):
             if name == "hub":
                 cmd = [cmd[0], "-f", HUB_CONFIG]
-                self.hub_launch = (cmd, grace_s, kwargs)
             return super()._spawn(name, cmd, grace_s=grace_s, **kwargs)
 
         def stop_hub(self):
-            """Stop the hub process only (with keep_servers, its servers and proxy keep running)."""
-            old = self._processes.pop("hub")
-            old.terminate()
-            old.wait_or_kill()
+            """Stop the hub process only, and keep it down (its servers and the proxy keep running)."""
+            self.hold("hub")
 
         def start_hub(self):
-            """Start the hub process again with the same command; the caller waits for it."""
-            cmd, grace_s, kwargs = self.hub_launch
-            return super()._spawn("hub", cmd, grace_s=grace_s, **kwargs)
+            """Start the hub again at once, not at the supervisor's next poll; the caller waits for it."""
+            with self.supervisor._lock:
+                self.supervisor.held.discard("hub")
+                return self._respawn("hub")
 
     return BenchStack
 
 
 @contextlib.contextmanager
-def bench_stack(data_dir, flavour="ours", logins=(), notes=None, light=True, db_url=None, keep_servers=False):
-    """A started stack of this variant whose stand-in also knows `logins`; stopped on exit."""
+def bench_stack(data_dir, flavour="ours", logins=(), notes=None, light=True, db_url=None, overrides=None):
+    """A started stack of this variant whose stand-in also knows `logins`; stopped on exit. `overrides` as
+    LocalStack's (tests/load shortens the culler's timeout)."""
     from deployer.local import stack as stack_module
 
     data_dir.mkdir(parents=True, exist_ok=True)
     users_file = data_dir / "bench-standin-users.yaml"
     write_users_file(users_file, logins)
     light_env = write_light_env(data_dir / "light-env") if light else None
-    cls = stack_class(flavour, db_url=db_url, light_env=light_env, keep_servers=keep_servers)
+    cls = stack_class(flavour, db_url=db_url, light_env=light_env)
     with mock.patch.object(stack_module, "STANDIN_FILE", users_file):
-        stack = start_stack(lambda: cls(data_dir, port=0), notes if notes is not None else [])
+        stack = start_stack(lambda: cls(data_dir, port=0, overrides=overrides), notes if notes is not None else [])
     try:
         yield stack
     finally:

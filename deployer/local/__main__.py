@@ -31,7 +31,11 @@ def main(argv=None):
     try:
         if not stop.is_set():
             _announce(stack)
+        reported = 0
         while not stop.wait(2):
+            for _, name, what in stack.supervisor.events[reported:]:
+                print(f"make dev: {name} {what}", file=sys.stderr, flush=True)
+            reported = len(stack.supervisor.events)
             failure = stack.exited()
             if failure:
                 print(f"make dev: {failure}", file=sys.stderr)

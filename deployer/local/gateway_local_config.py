@@ -36,9 +36,17 @@ c.LocalBackend.sigint_timeout = c.LocalBackend.sigterm_timeout = SKIP_TO_KILL
 c.DaskGateway.address = f"127.0.0.1:{ports['gateway_api']}"
 c.Proxy.address = f"127.0.0.1:{ports['gateway_proxy']}"  # the scheduler (TLS) traffic shares it
 c.Proxy.prefix = "/services/dask-gateway"
+# The proxy is the launcher's process (`dask-gateway-server proxy` with this file), as the chart's traefik is
+# a pod of its own; both get their shared token as DASK_GATEWAY_PROXY_TOKEN.
+c.Proxy.externally_managed = True
 c.DaskGateway.authenticator_class = "dask_gateway_server.auth.JupyterHubAuthenticator"
-# The hub passes JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (this service's token) in the environment.
+# The launcher passes JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (this service's token) in the environment.
 c.LocalBackend.clusters_directory = f"{paths['gateway']}/clusters"
+# Clusters outlive a gateway restart, as the Kubernetes backend's do (its state is in the API): the cluster
+# table is in a file (encrypted with DASK_GATEWAY_ENCRYPT_KEYS, which the launcher sets), and a restarted
+# gateway finds its schedulers and workers by the pids stored there.
+c.DBBackendBase.db_url = f"sqlite:///{paths['gateway']}/clusters.sqlite"
+c.DBBackendBase.stop_clusters_on_shutdown = False
 # Schedulers and workers: the notebook environment's `dask` first on PATH, and the stack's tag, which lets
 # the launcher find and stop them.
 c.LocalBackend.inherited_environment = ["PATH", "VIRTUAL_ENV", "LANG", "LC_ALL", STACK_ID_VAR]

@@ -13,6 +13,7 @@ from deployer.local.confinement import SKIP_TO_KILL, confined
 from deployer.local.github_standin import CLIENT_ID, CLIENT_SECRET
 from deployer.local.processes import STACK_ID_VAR
 from deployer.local.spawner import PangeoLocalSpawner
+from deployer.local.supervisor import POD_VAR
 
 GATEWAY_SERVICE = "dask-gateway"
 SCRATCH_SERVICE = "scratch-credentials"
@@ -32,10 +33,17 @@ def _hub(c, runtime, ports, paths):
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{ports['hub_api']}"
     c.JupyterHub.db_url = f"sqlite:///{paths['hub']}/jupyterhub.sqlite"
     c.JupyterHub.cookie_secret_file = f"{paths['hub']}/jupyterhub_cookie_secret"
-    c.ConfigurableHTTPProxy.command = [paths["proxy"]]
+    _separate_pods(c, ports)
+
+
+def _separate_pods(c, ports):
+    """As in the chart: the proxy is its own process (the launcher's; its token in CONFIGPROXY_AUTH_TOKEN),
+    and a hub that stops, or restarts, leaves the users' servers running and re-adopts them from its
+    database (LocalProcessSpawner keeps the pid in its state)."""
+    c.ConfigurableHTTPProxy.should_start = False
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports['proxy_api']}"
-    c.ConfigurableHTTPProxy.pid_file = f"{paths['hub']}/proxy.pid"
-    c.ConfigurableHTTPProxy.debug = False
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
 
 
 def _authenticator(c):
@@ -55,7 +63,7 @@ def _spawner(c, runtime, profiles, ports, paths):
     spawner.cmd = confined(paths["data"]) + [f"{paths['user_venv']}/bin/jupyterhub-singleuser"]
     spawner.interrupt_timeout = spawner.term_timeout = SKIP_TO_KILL
     # Everything runs as root here; Jupyter refuses root unless told.
-    spawner.args = ["--allow-root"]
+    spawner.args = [*(c.Spawner.args if "args" in c.Spawner else []), "--allow-root"]
     spawner.home_dir_template = f"{paths['homes']}/{{username}}"
     spawner.notebook_dir = f"{paths['homes']}/{{username}}"
     spawner.default_url = "/lab"
@@ -98,26 +106,22 @@ def scratch_service(runtime, ports, paths):
 def _services(c, runtime, ports, paths):
     services = [s for s in (c.JupyterHub.services if "services" in c.JupyterHub else [])
                 if s.get("name") not in (GATEWAY_SERVICE, SCRATCH_SERVICE, SMOKE_SERVICE)]
+    # The gateway is the launcher's process (the chart's gateway pod), not started by the hub: a hub
+    # restart must not take users' clusters with it.
     services.append({
         "name": GATEWAY_SERVICE,
         "url": f"http://127.0.0.1:{ports['gateway_proxy']}",
         "api_token": runtime["secrets"]["gateway_token"],
-        "command": [f"{paths['gateway_venv']}/bin/dask-gateway-server", "-f", paths["gateway_config"]],
         # No page of its own for people (its root is a 404): not in the hub's Services menu, as in the chart.
         "display": False,
-        "cwd": paths["gateway"],
-        "environment": {
-            "PANGEO_LOCAL_RUNTIME": paths["runtime"],
-            # Schedulers and workers inherit PATH: `dask scheduler` must be the notebook environment's.
-            "PATH": f"{paths['user_venv']}/bin:/usr/local/bin:/usr/bin:/bin",
-            "PANGEO_SCRATCH_SIGNING_KEY": runtime["secrets"]["scratch_signing"],
-        },
     })
     services.append(scratch_service(runtime, ports, paths))
     services.append({"name": SMOKE_SERVICE, "api_token": runtime["secrets"]["smoke_token"]})
     for service in services:
         if "command" in service:
-            service["environment"] = {**service.get("environment", {}), STACK_ID_VAR: runtime["stack_id"]}
+            # The hub's managed services (the culler) are in the hub's pod: they go when it goes (supervisor).
+            service["environment"] = {**service.get("environment", {}), STACK_ID_VAR: runtime["stack_id"],
+                                      POD_VAR: "hub"}
     c.JupyterHub.services = services
 
     # The smoke suite and health checks act as an admin: JupyterHub's own `admin` role.

@@ -100,24 +100,25 @@ def _signal_group(pid, sig):
         os.killpg(pid, sig)
 
 
-def tagged_pids(stack_id):
-    """Pids of live processes whose environment holds STACK_ID_VAR=stack_id (any of our descendants)."""
-    needle = f"{STACK_ID_VAR}={stack_id}".encode()
+def tagged_pids(stack_id, also=None):
+    """Pids of live processes whose environment holds STACK_ID_VAR=stack_id (any of our descendants), and
+    also the variable `also` ("NAME=value") when given."""
+    needles = {f"{STACK_ID_VAR}={stack_id}".encode()} | ({also.encode()} if also else set())
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
+            if needles <= set((entry / "environ").read_bytes().split(b"\0")):
                 found.append(int(entry.name))
         except OSError:
             continue
     return found
 
 
-def sweep(stack_id, grace_s=5.0):
-    """Stop every process tagged with stack_id: SIGTERM, then SIGKILL what is left after grace_s."""
-    pids = tagged_pids(stack_id)
+def sweep(stack_id, grace_s=5.0, also=None):
+    """Stop every process tagged with stack_id (and `also`): SIGTERM, then SIGKILL what is left after grace_s."""
+    pids = tagged_pids(stack_id, also)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

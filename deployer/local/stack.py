@@ -6,9 +6,13 @@
 State (hub database, homes, scratch objects, the crypt key and other development secrets) lives in
 data_dir and survives restarts. Secrets there are generated on first start and never leave the machine.
 Call start() from a thread that outlives the stack (e.g. the main thread): the processes it starts get
-SIGTERM when that thread ends (processes._prepare_child), so a killed test run leaves nothing behind.
+SIGTERM when that thread ends (processes._prepare_child), and the reaper among them then stops everything
+tagged with the stack's id, so a killed test run leaves nothing behind. Once started, the supervisor
+(supervisor.py) restarts any process that exits, as Kubernetes restarts a pod; kill/hold/release inject
+faults (tests/faults).
 """
 
+import base64
 import fcntl
 import json
 import os
@@ -23,7 +27,7 @@ import yaml
 
 from deployer import facts as facts_module
 from deployer.values import deep_merge
-from deployer.local import processes, scratch
+from deployer.local import processes, scratch, supervisor
 from deployer.local.processes import STACK_ID_VAR, Process, free_port, http_status, port_free, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +47,7 @@ HUB_TIMEOUT_S = 60
 STORE_TIMEOUT_S = 60
 GATEWAY_TIMEOUT_S = 60
 SECRET_NAMES = ("crypt_key", "standin_token_key", "scratch_admin", "scratch_sts", "scratch_signing", "gateway_token",
-                "smoke_token")
+                "smoke_token", "proxy_token", "gateway_db_key", "gateway_proxy_token")
 SCRATCH_SERVICE_SUBJECT = "system:serviceaccount:local:pangeo-scratch"
 
 
@@ -66,6 +70,8 @@ class LocalStack:
         self.facts = None
         self.ports = {}
         self._processes = {}
+        self._specs = {}
+        self.supervisor = None
         self._lock = None
         self._secrets = {}
         self.stack_id = uuid.uuid4().hex
@@ -102,6 +108,7 @@ class LocalStack:
             self._prepare()
             self._start_processes()
             self._wait_ready()
+            self._supervise()
         except LocalStackError:
             self.stop()
             raise
@@ -115,9 +122,12 @@ class LocalStack:
         return self
 
     def stop(self):
-        """Stop the hub (which stops user servers, the proxy and its services), the store and the stand-in;
-        then whatever else carries this stack's tag. Safe to call twice."""
-        # All at once: the hub takes longest (it stops its services one by one, then the user servers).
+        """Stop every process the stack started, then whatever else carries its tag (user servers, kernels,
+        Dask clusters, the hub's services). Safe to call twice."""
+        if self.supervisor:
+            self.supervisor.stop()
+        # All at once. The hub leaves user servers and the gateway its clusters running (as on Kubernetes,
+        # where they are pods of their own): the sweep below stops them.
         children = [self._processes.pop(name) for name in list(self._processes)]
         for child in children:
             child.terminate()
@@ -129,7 +139,9 @@ class LocalStack:
             self._lock = None
 
     def exited(self):
-        """The first of our processes that has exited since start, as a one-paragraph report, else None."""
+        """A process that keeps exiting (or, unsupervised, any that exited), as a one-paragraph report, else None."""
+        if self.supervisor:
+            return next(iter(self.supervisor.given_up.values()), None)
         for process in self._processes.values():
             if process.exited():
                 return (f"{process.name} exited (code {process.popen.returncode}); last lines of "
@@ -241,9 +253,8 @@ class LocalStack:
             "paths": {
                 "hub": str(d / "hub"), "homes": str(d / "homes"), "gateway": str(d / "gateway"),
                 "runtime": str(d / "run" / "runtime.json"), "gateway_config": str(HERE / "gateway_local_config.py"),
-                "proxy": str(TOOLS["proxy"][0]), "user_venv": str(VENV / "user"), "gateway_venv": str(VENV / "gateway"),
-                "hub_python": str(TOOLS["hub-python"][0]), "scratch_service_token": str(self.service_token_file),
-                "data": str(d),
+                "user_venv": str(VENV / "user"), "hub_python": str(TOOLS["hub-python"][0]),
+                "scratch_service_token": str(self.service_token_file), "data": str(d),
             },
         }
 
@@ -255,12 +266,38 @@ class LocalStack:
         return env
 
     def _spawn(self, name, cmd, grace_s=10.0, **kwargs):
+        self._specs[name] = (cmd, grace_s, kwargs)
         self._processes[name] = Process(name, cmd, self.data_dir / "logs" / f"{name}.log", grace_s=grace_s, **kwargs)
         return self._processes[name]
+
+    def _respawn(self, name):
+        cmd, grace_s, kwargs = self._specs[name]
+        return self._spawn(name, cmd, grace_s=grace_s, **kwargs)
+
+    def _supervise(self):
+        self.supervisor = supervisor.Supervisor(self)
+        self.supervisor.start()
+
+    # ---- faults (tests/faults): what Kubernetes does to a pod ----------------------------------------
+    def kill(self, name, sig=9):
+        """Kill process `name` (hub, proxy, gateway, scratch-store, github-standin) as a pod dies; the
+        supervisor starts it again."""
+        supervisor.kill(self._processes[name], sig)
+
+    def hold(self, name):
+        """Stop `name` and keep it down (an outage) until release(name)."""
+        self.supervisor.hold(name)
+
+    def release(self, name):
+        self.supervisor.release(name)
 
     def _start_processes(self):
         p, d = self.ports, self.data_dir
         self._t0 = time.monotonic()
+        # Not tagged (a sweep must not stop it): it sweeps the tag when this launcher dies.
+        env = {k: v for k, v in self._env().items() if k != STACK_ID_VAR}
+        self._spawn("reaper", [sys.executable, "-m", "deployer.local.reaper", self.stack_id], env=env, cwd=REPO,
+                    grace_s=10.0)
         self._start_token_issuer()
         self._spawn("scratch-store", [
             TOOLS["weed"][0], "server", f"-dir={d / 'scratch'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -277,14 +314,49 @@ class LocalStack:
             TOOLS["hub-python"][0], "-m", "deployer.local.github_standin", "--port", p["standin"],
             "--users", STANDIN_FILE,
         ], env=self._env(PANGEO_STANDIN_TOKEN_KEY=self._secrets["standin_token_key"]), cwd=REPO, grace_s=5.0)
+        self._start_proxy()
         hub_bin = TOOLS["hub"][0].parent
         self._spawn("hub", [TOOLS["hub"][0], "-f", HERE / "jupyterhub_config.py"], env=self._env(
             PANGEO_LOCAL_RUNTIME=str(self.runtime_file), JUPYTERHUB_CRYPT_KEY=self._secrets["crypt_key"],
+            CONFIGPROXY_AUTH_TOKEN=self._secrets["proxy_token"],
             PATH=f"{hub_bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         ), cwd=d / "hub", grace_s=20.0)
+        self._start_gateway()
+
+    def _start_proxy(self):
+        """configurable-http-proxy as its own process, as the chart's proxy pod: the hub only adds routes."""
+        p = self.ports
+        hub_api = f"http://127.0.0.1:{p['hub_api']}"
+        self._spawn("proxy", [
+            TOOLS["proxy"][0], "--ip", "127.0.0.1", "--port", p["hub"], "--api-ip", "127.0.0.1",
+            "--api-port", p["proxy_api"], "--default-target", hub_api, "--error-target", f"{hub_api}/hub/error",
+            "--log-level", "warn",
+        ], env=self._env(CONFIGPROXY_AUTH_TOKEN=self._secrets["proxy_token"]), cwd=self.data_dir / "hub", grace_s=5.0)
+
+    def _start_gateway(self):
+        """dask-gateway-server and its proxy as processes of their own (the chart's gateway API and traefik
+        pods): a gateway restart leaves the connections to the schedulers open. A hub service by URL only."""
+        user_bin = VENV / "user" / "bin"
+        # From the runtime file, not a constant: the benchmarks' stock hub variant runs another one.
+        config = json.loads(self.runtime_file.read_text())["paths"]["gateway_config"]
+        proxy_token = self._secrets["gateway_proxy_token"]
+        self._spawn("gateway-proxy", [TOOLS["gateway"][0], "proxy", "-f", config], env=self._env(
+            PANGEO_LOCAL_RUNTIME=str(self.runtime_file), DASK_GATEWAY_PROXY_TOKEN=proxy_token,
+        ), cwd=self.data_dir / "gateway", grace_s=5.0)
+        self._spawn("gateway", [TOOLS["gateway"][0], "-f", config], env=self._env(
+            PANGEO_LOCAL_RUNTIME=str(self.runtime_file), DASK_GATEWAY_PROXY_TOKEN=proxy_token,
+            JUPYTERHUB_API_URL=f"http://127.0.0.1:{self.ports['hub_api']}/hub/api",
+            JUPYTERHUB_API_TOKEN=self._secrets["gateway_token"],
+            # Signs the credential each cluster's pods present to the scratch-credentials service.
+            PANGEO_SCRATCH_SIGNING_KEY=self._secrets["scratch_signing"],
+            # Its cluster database is encrypted with this Fernet key (32 bytes, base64).
+            DASK_GATEWAY_ENCRYPT_KEYS=base64.urlsafe_b64encode(bytes.fromhex(self._secrets["gateway_db_key"])).decode(),
+            # Schedulers and workers inherit PATH: `dask scheduler` must be the notebook environment's.
+            PATH=f"{user_bin}:/usr/local/bin:/usr/bin:/bin",
+        ), cwd=self.data_dir / "gateway", grace_s=10.0)
 
     def _wait_ready(self):
-        standin, store, hub = (self._processes[n] for n in ("github-standin", "scratch-store", "hub"))
+        standin, store, hub, gateway = (self._processes[n] for n in ("github-standin", "scratch-store", "hub", "gateway"))
         wait_until(lambda: http_status(self.github_url + "/") == 200, "the GitHub stand-in", 30, [standin])
         self.timings["standin_ready_s"] = self._since_start()
         wait_until(lambda: http_status(self.hub_url + "/hub/api/") == 200, "the hub (through the proxy)",
@@ -295,7 +367,7 @@ class LocalStack:
         self._configure_bucket(store)
         self.timings["store_ready_s"] = self._since_start()
         wait_until(lambda: http_status(f"{self.hub_url}/services/dask-gateway/api/health") == 200,
-                   "Dask Gateway (through the proxy)", GATEWAY_TIMEOUT_S, [hub])
+                   "Dask Gateway (through the proxy)", GATEWAY_TIMEOUT_S, [hub, gateway])
         self.timings["gateway_ready_s"] = self._since_start()
         self._wait_scratch_credentials(hub)
         self.timings["scratch_credentials_ready_s"] = self._since_start()

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from tests.faults import reliability
 from tests.smoke.fixtures import *  # noqa: F401,F403 (pytest shows a conftest's fixtures only below it)
 from tests.smoke.login import standin_login
 from tests.smoke.report import record
@@ -41,3 +42,17 @@ def smoke_target(local_stack):
         login=lambda username: standin_login(local_stack.hub_url, username),
         description=f"local stack in {local_stack.data_dir}",
     )
+
+
+# The attacks' outcomes join the reliability table (benchmarks/RELIABILITY.md) beside the faults'.
+def pytest_runtest_setup(item):
+    if getattr(item, "function", None) is not None and item.function.__module__ == "tests.smoke.test_attacks":
+        reliability.started(item)
+
+
+def pytest_runtest_logreport(report):
+    reliability.reported(report)
+
+
+def pytest_sessionfinish(session):
+    reliability.write()

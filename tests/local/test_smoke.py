@@ -8,5 +8,6 @@ from tests.smoke.test_hub import *  # noqa: F401,F403
 from tests.smoke.test_spawn import *  # noqa: F401,F403
 from tests.smoke.test_storage import *  # noqa: F401,F403
 from tests.smoke.test_gateway import *  # noqa: F401,F403
+from tests.smoke.test_attacks import *  # noqa: F401,F403
 
 pytestmark = [pytest.mark.smoke, pytest.mark.local]

@@ -33,12 +33,18 @@ class Kernel:
         if reply.status_code != 201:
             raise KernelError(f"starting a kernel at {self.server_url}api/kernels: HTTP {reply.status_code} {reply.text[:500]}")
         self.id = reply.json()["id"]
+        self.token, self.timeout = token, timeout
+        self.connect()
+        # The first request waits for the kernel to come up (a cold start imports a lot).
+        self.run("pass", timeout=timeout)
+
+    def connect(self):
+        """(Re)open the kernel's websocket, as JupyterLab does when a connection drops: same kernel, same state."""
         parts = urlsplit(self.server_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         channels = f"{scheme}://{parts.netloc}{parts.path}api/kernels/{self.id}/channels?session_id={self.session_id}"
-        self.ws = websocket.create_connection(channels, header=[f"Authorization: token {token}"], timeout=timeout)
-        # The first request waits for the kernel to come up (a cold start imports a lot).
-        self.run("pass", timeout=timeout)
+        self.ws = websocket.create_connection(channels, header=[f"Authorization: token {self.token}"],
+                                              timeout=self.timeout)
 
     def run(self, code, timeout=120):
         """Execute `code`; return what it printed to stdout. Raise KernelError with the traceback if it raised."""

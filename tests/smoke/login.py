@@ -20,3 +20,15 @@ def standin_login(hub_url, username):
         raise AssertionError(f"/hub/oauth_login led to {page.url}, not to GitHub's /login/oauth/authorize")
     session.login_response = session.post(page.url, data={"login": username}, timeout=TIMEOUT)
     return session
+
+
+def callback_url(hub_url, username):
+    """The first half of standin_login: the stand-in's redirect back to the hub (with code and state), not yet
+    followed, and the session whose state cookie goes with it (the attack and fault tests replay or break it)."""
+    session = requests.Session()
+    page = session.get(f"{hub_url.rstrip('/')}/hub/oauth_login", timeout=TIMEOUT)
+    page.raise_for_status()
+    reply = session.post(page.url, data={"login": username}, timeout=TIMEOUT, allow_redirects=False)
+    if reply.status_code not in (302, 303):
+        raise AssertionError(f"the stand-in answered the login of {username} with HTTP {reply.status_code}")
+    return session, reply.headers["Location"]

@@ -143,7 +143,8 @@ def test_cloud_logins_match_each_clusters_kubernetes_context(workflows):
     uses = [step.get("uses", "") for _, step in steps(workflows["deploy-cluster.yaml"])]
     assert any(u.startswith("google-github-actions/auth@") for u in uses)
     assert any(u.startswith("aws-actions/configure-aws-credentials@") for u in uses)
-    assert workflows["deploy.yaml"]["permissions"]["id-token"] == "write"
+    for job in workflows["deploy.yaml"]["jobs"].values():
+        assert job["permissions"]["id-token"] == "write"
 
 
 def test_secrets_come_only_from_the_ci_secret_store(workflows):
