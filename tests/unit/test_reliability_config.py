@@ -43,11 +43,15 @@ def test_a_restarted_proxy_gets_its_routes_back_within_a_minute(name):
 
 
 def _local_config(tmp_path):
-    runtime = {"hub_url": "http://127.0.0.1:8000", "stack_id": "s", "secrets": {k: "x" for k in (
-        "scratch", "gateway_token", "smoke_token")}, "ports": {k: 1 for k in ("hub_api", "proxy_api", "gateway_proxy")},
-        "paths": {k: str(tmp_path) for k in ("hub", "homes", "runtime", "user_venv")}}
+    local = facts.load("local")
+    runtime = {"hub_url": "http://127.0.0.1:8000", "stack_id": "s", "repo": str(tmp_path), "facts": local,
+               "scratch_role_arn": "arn:aws:iam::000000000000:role/scratch",
+               "secrets": {k: "x" for k in ("scratch_signing", "gateway_token", "smoke_token")},
+               "ports": {k: 1 for k in ("hub_api", "proxy_api", "gateway_proxy", "scratch_credentials")},
+               "paths": {k: str(tmp_path) for k in ("hub", "homes", "runtime", "user_venv", "data", "hub_python",
+                                                     "scratch_service_token")}}
     c = configured("local")
-    hub_layer.configure(c, json.loads(json.dumps(runtime)), hub_config.profiles(facts.load("local")))
+    hub_layer.configure(c, json.loads(json.dumps(runtime)), hub_config.profiles(local))
     return c
 
 
@@ -60,6 +64,8 @@ def test_local_hub_is_a_pod_of_its_own(tmp_path):
     services = {s["name"]: s for s in c.JupyterHub.services}
     assert "command" not in services[hub_layer.GATEWAY_SERVICE]
     assert services[hub_config.CULLER_SERVICE]["environment"][POD_VAR] == "hub"
+    # Hub-managed here (on Kubernetes a Deployment of its own): it restarts with the hub.
+    assert services[hub_layer.SCRATCH_SERVICE]["environment"][POD_VAR] == "hub"
 
 
 def _raised_in_oauthenticator(exception):
