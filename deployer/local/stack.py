@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path

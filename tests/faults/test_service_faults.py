@@ -5,11 +5,14 @@ a Dask cluster computing) and run in file order: each leaves the service as a us
 """
 
 import json
+import os
 import signal
 import time
 
 import pytest
 import requests
+
+from deployer.local import processes
 
 from tests.faults.conftest import CULL_EVERY_MINUTES, CULL_IDLE_MINUTES, running_server
 from tests.faults.reliability import Stopwatch, figure, wait_for
@@ -217,6 +220,54 @@ except Exception as e:
 """, timeout=120), "writes working again", 180, interval_s=2)
     assert back == "kept"
     figure(request, "writes work again after the store is back", clock.seconds())
+
+
+def _scratch_service_pids(stack):
+    return processes.tagged_pids(stack.stack_id, also="JUPYTERHUB_SERVICE_NAME=scratch-credentials")
+
+
+FRESH_WRITE = """
+import s3fs
+fs = s3fs.S3FileSystem(skip_instance_cache=True)  # a new botocore session: it must ask the service
+try:
+    fs.pipe_file(os.environ["PANGEO_SCRATCH"] + "/faults-credentials/{name}.txt", b"{name}")
+    print(json.dumps("written"))
+except Exception as e:
+    print(json.dumps(f"{{type(e).__name__}}: {{e}}"))
+"""
+
+
+def test_scratch_credentials_service_killed_then_back(stack, alice, request):
+    """The credentials service killed (its pod replaced): sessions holding credentials keep writing, a new
+    session fails with an error (never anonymous access) until the service is back, then works again without
+    restarting the user's server; nothing written is lost."""
+    alice.run("""
+import json, os, s3fs
+held = s3fs.S3FileSystem(skip_instance_cache=True)
+held.pipe_file(os.environ["PANGEO_SCRATCH"] + "/faults-credentials/before.txt", b"before")
+""")
+    pids = _scratch_service_pids(stack)
+    assert pids, "no scratch-credentials process tagged with this stack"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    clock = Stopwatch()
+    # The botocore session that already holds credentials does not need the service until they near expiry.
+    assert alice.run_json("""
+held.pipe_file(os.environ["PANGEO_SCRATCH"] + "/faults-credentials/held.txt", b"held")
+print(json.dumps("written"))
+""") == "written"
+    during = alice.run_json(FRESH_WRITE.format(name="during"), timeout=120)
+    if during != "written":  # the hub may already have started it again; if not, the error must be a clear one
+        assert any(word in during for word in ("Connection refused", "Could not connect", "Error retrieving",
+                                               "Scratch credentials")), during
+    back = wait_for(lambda: alice.run_json(FRESH_WRITE.format(name="after"), timeout=120) == "written",
+                    "a new session's credentials from the restarted service", BACK_TIMEOUT_S, interval_s=2)
+    assert back
+    figure(request, "scratch-credentials back (a new session writes) after", clock.seconds())
+    assert alice.run_json("""
+print(json.dumps(sorted(p.rsplit("/", 1)[-1] for p in held.ls(os.environ["PANGEO_SCRATCH"] + "/faults-credentials",
+                                                              refresh=True))))
+""") == sorted({"before.txt", "held.txt", "after.txt"} | ({"during.txt"} if during == "written" else set()))
 
 
 def test_user_server_dies_user_sees_restart_page(stack, hub, bob, request):
