@@ -235,6 +235,7 @@ def options_handler(facts, user_environment=None, base_environment=dict):
         if is_kube:
             config.update({"worker_cores_limit": cores, "worker_memory_limit": memory})
             if options.image:
+                check_image(facts, options.image)
                 config["image"] = options.image
         elif options.image:
             # Silently ignoring it would let the researcher believe their image runs.
@@ -253,6 +254,23 @@ def options_handler(facts, user_environment=None, base_environment=dict):
         return config
 
     return handler
+
+
+def image_repository(image):
+    """'registry:5000/org/name' from 'registry:5000/org/name:tag' or '...@sha256:...'."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return name[: len(name) - len(last)] + last.split(":", 1)[0]
+
+
+def check_image(facts, image):
+    """Dask pods run the notebook's image, in any of its tags (a server started before an upgrade sends its
+    own). Another image is refused at once: the gateway checks no registry, and a pod whose image cannot be
+    pulled would leave the researcher waiting for the start timeout with no word about why."""
+    repository = facts["notebook"]["image"]["name"]
+    if image_repository(image) != repository:
+        raise ValueError(f"image={image!r} is not allowed on this hub: Dask schedulers and workers run the "
+                         f"notebook's image, {repository}:<tag>; leave image empty to use your notebook's own")
 
 
 def check_fits(facts, option, asked, worker, scheduler, unit):

@@ -27,7 +27,12 @@ from deployer import values
 REPO = facts_module.REPO
 CLUSTERS = facts_module.cluster_names()
 GIB = 2**30
-CHART_IMAGE = "registry.example/pangeo-notebook:0123abcd"
+CHART_TAG = "0123abcd"
+
+
+def chart_image(facts):
+    """What deployer.values gives the chart as the Dask image: the notebook image of the cluster."""
+    return f"{facts['notebook']['image']['name']}:{CHART_TAG}"
 # A user name that needs escaping in a URL path (space, slash, non-ASCII, @).
 ODD_USER = "Jöhn Doe/@x"
 # The server image's frozen requirements (requirements/gateway-image.txt: upstream's list, less the server itself).
@@ -55,7 +60,7 @@ def configured(facts, user_environment=None):
     if is_kube(facts):
         c.DaskGateway.backend_class = "dask_gateway_server.backends.kubernetes.KubeBackend"
         c.KubeBackend.gateway_instance = "pangeo-dask-gateway"
-        c.KubeClusterConfig.image = CHART_IMAGE
+        c.KubeClusterConfig.image = chart_image(facts)
     gateway_config.configure(c, facts, user_environment=user_environment)
     return c
 
@@ -91,7 +96,7 @@ def test_options_come_from_the_sizes_table(name):
     assert spec["worker_cores"]["default"] == first["cpu"]["limit"]
     assert spec["worker_memory"]["default"] == first["memory_gib"]["limit"]
     assert spec["idle_timeout_minutes"]["default"] == facts["dask_gateway"]["idle_timeout_minutes"]["default"]
-    assert spec["image"]["default"] == (CHART_IMAGE if is_kube(facts) else "")
+    assert spec["image"]["default"] == (chart_image(facts) if is_kube(facts) else "")
     assert f"up to {largest['memory_gib']['limit']:g}" in spec["worker_memory"]["label"]
     assert f"up to {largest['cpu']['limit']:g}" in spec["worker_cores"]["label"]
     # The largest size is admitted, a hair more is not.
@@ -137,7 +142,7 @@ def test_default_cluster_maps_to_the_first_worker_size(name):
         assert config.worker_cores == pytest.approx(first["cpu"]["limit"] * ratio)
         assert config.worker_cores_limit == first["cpu"]["limit"]
         assert config.worker_memory_limit == config.worker_memory  # memory request = limit
-        assert config.image == CHART_IMAGE
+        assert config.image == chart_image(facts)
     else:
         assert config.worker_cores == max(1, int(first["cpu"]["limit"]))
     assert config.worker_threads == max(1, int(first["cpu"]["limit"]))
@@ -209,8 +214,27 @@ def test_environment_configured_elsewhere_is_kept():
 
 def test_notebook_image_is_used_when_sent():
     facts = load("gcp-us-central1b")
-    _, config = new_cluster_config(backend_for(facts), {"image": "us.gcr.io/x/notebook:abc"})
-    assert config.image == "us.gcr.io/x/notebook:abc"
+    older = f"{facts['notebook']['image']['name']}:an-older-tag"  # a server started before an upgrade
+    _, config = new_cluster_config(backend_for(facts), {"image": older})
+    assert config.image == older
+
+
+@pytest.mark.parametrize("image", ["no-such-image:latest", "us.gcr.io/x/notebook:abc", "pangeo/pangeo-notebook",
+                                   "us-central1-docker.pkg.dev/pangeo-181919/pangeo/pangeo-notebook-evil:1"])
+def test_another_image_is_refused_at_once_naming_it(image):
+    facts = load("gcp-us-central1b")
+    assert refusal(backend_for(facts), {"image": image}) == (
+        f"image={image!r} is not allowed on this hub: Dask schedulers and workers run the notebook's image, "
+        "us-central1-docker.pkg.dev/pangeo-181919/pangeo/pangeo-notebook:<tag>; leave image empty to use your "
+        "notebook's own")
+
+
+@pytest.mark.parametrize("image, repository", [
+    ("registry.example:5000/org/name:tag", "registry.example:5000/org/name"),
+    ("registry.example:5000/org/name", "registry.example:5000/org/name"),
+    ("org/name@sha256:abc", "org/name"), ("name:1:2", "name")])
+def test_image_repository(image, repository):
+    assert gateway_config.image_repository(image) == repository
 
 
 REFUSALS = [
