@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from benchmarks.storm import login_and_spawn, storm_stack
+from benchmarks.storm import login_and_spawn
+from benchmarks.variants import bench_stack
 from tests.faults.reliability import Stopwatch, figure, wait_for
 from tests.smoke.hub import HubAPI
 
@@ -22,7 +23,7 @@ BATCH = 100
 @pytest.fixture(scope="module")
 def busy_hub(tmp_path_factory):
     logins = [f"scale{i:02d}" for i in range(RUNNING)]
-    with storm_stack(tmp_path_factory.mktemp("hub-at-scale"), logins, []) as stack:
+    with bench_stack(tmp_path_factory.mktemp("hub-at-scale"), "ours", logins=logins, notes=[]) as stack:
         profile = stack.facts["notebook"]["sizes"][0]
         with ThreadPoolExecutor(5) as pool:
             records = list(pool.map(lambda name: login_and_spawn(stack.hub_url, name, profile), logins))

@@ -1,7 +1,7 @@
 """GitHub down, slow, or no longer vouching for a user, in the middle of a login (issue 13).
 
 A stack of its own whose GitHub stand-in knows one more team member, carol, whose membership the test revokes
-(the login storm's stand-in users file, benchmarks/storm.py, with carol added to the allowed team).
+(the benchmarks' stand-in users file, benchmarks/variants.py, with carol added to the allowed team).
 """
 
 import signal
@@ -9,7 +9,7 @@ import signal
 import pytest
 import yaml
 
-from benchmarks.storm import storm_stack
+from benchmarks.variants import bench_stack
 from tests.faults.reliability import Stopwatch, figure, wait_for
 from tests.smoke.hub import page_text
 from tests.smoke.login import callback_url, standin_login
@@ -22,7 +22,7 @@ TIMEOUT = 60
 
 @pytest.fixture(scope="module")
 def login_stack(tmp_path_factory):
-    with storm_stack(tmp_path_factory.mktemp("login-faults"), [USER], []) as stack:
+    with bench_stack(tmp_path_factory.mktemp("login-faults"), "ours", logins=[USER], notes=[]) as stack:
         yield stack
 
 
