@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from .common import REPO, log
 
-TARGET_S = 600
+TARGET_S = 480  # the brief: `make test` under 8 minutes on this machine
 RECORD = REPO / "benchmarks" / "make-test.json"
 
 
@@ -42,7 +42,7 @@ def report(data, measured_now):
     return {
         "title": "`make test` wall time",
         "measured": {"what": f"`make test` ({source}; exit code {data.get('exit_code')})", "median_s": seconds},
-        "baseline": {"what": "none: an absolute budget; the ratio is the share of the 10-minute budget",
+        "baseline": {"what": f"none: an absolute budget; the ratio is the share of the {TARGET_S // 60}-minute budget",
                      "median_s": float(TARGET_S)},
         "ratio": seconds / TARGET_S,
         "target": {"text": f"< {TARGET_S // 60} min", "met": seconds < TARGET_S and data.get("exit_code") == 0},
