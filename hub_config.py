@@ -346,6 +346,8 @@ def _service_checks(c):
     # The hub's minutely check of a service GETs its root, which the gateway answers 404 (a warning in its
     # log every minute) and which only ever logs. The gateway's health is its pod's probes' job (/api/health).
     c.JupyterHub.service_check_interval = 0
+
+
 def _route_healing(c):
     """A restarted proxy (its pod replaced, or crashed) starts with no routes; the hub puts them back at its
     next check, every last_activity_interval. JupyterHub's default (300 s) means 5 minutes of errors for

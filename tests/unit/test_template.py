@@ -82,10 +82,9 @@ def test_helm_accepts_the_lock_digest(helm_available, tmp_path, tampered):
     assert ("out of sync" in result.stderr) == tampered, result.stderr
 
 
-@pytest.fixture
-def own_chart(tmp_path):
-    """The umbrella chart without its two dependencies: what our own templates render to, offline."""
-    copy = tmp_path / "pangeo-cloud"
+def own_chart_copy(directory):
+    """The umbrella chart without its two dependencies, in `directory`: what our own templates render to, offline."""
+    copy = directory / "pangeo-cloud"
     copy.mkdir()
     for name in ("templates", "values.yaml", "values.schema.json"):
         source = values.CHART / name
@@ -96,10 +95,15 @@ def own_chart(tmp_path):
     return copy
 
 
+@pytest.fixture
+def own_chart(tmp_path):
+    return own_chart_copy(tmp_path)
+
+
 @pytest.mark.parametrize("name", CLUSTERS)
-def test_own_templates_render_valid_manifests(helm_available, own_chart, all_facts, name):
+def test_own_templates_render_valid_manifests(rendered, all_facts, name):
     cluster = all_facts[name]
-    docs = manifests(chart.template(cluster, values.merged_values(cluster), chart_dir=own_chart))
+    docs = rendered[name]
     for doc in docs:
         validate(doc)
     account = find(docs, "ServiceAccount", cluster["scratch"]["service_account"])
@@ -118,14 +122,7 @@ IDENTITY_ANNOTATIONS = ("iam.gke.io/gcp-service-account", "eks.amazonaws.com/rol
 @pytest.fixture(scope="module")
 def rendered(helm_available, all_facts, tmp_path_factory):
     """{cluster: our own templates' manifests}, rendered once (helm takes a moment per cluster)."""
-    copy = tmp_path_factory.mktemp("chart") / "pangeo-cloud"
-    copy.mkdir()
-    for name in ("templates", "values.yaml", "values.schema.json"):
-        source = values.CHART / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / name)
-    metadata = yaml.safe_load((values.CHART / "Chart.yaml").read_text())
-    del metadata["dependencies"]
-    (copy / "Chart.yaml").write_text(yaml.safe_dump(metadata))
+    copy = own_chart_copy(tmp_path_factory.mktemp("chart"))
     return {name: manifests(chart.template(cluster, values.merged_values(cluster), chart_dir=copy))
             for name, cluster in all_facts.items()}
 
