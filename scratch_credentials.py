@@ -34,7 +34,7 @@ import re
 import sys
 import time
 import xml.etree.ElementTree as ET
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from tornado import httpclient, web
 
@@ -73,11 +73,6 @@ def check_name(username):
 
 def bucket_name(facts):
     return urlsplit(facts["scratch"]["bucket"]).netloc
-
-
-def scratch_url(facts, username):
-    """The user's prefix; the same rule as hub_config.scratch_url (a unit test checks they agree)."""
-    return f"{facts['scratch']['bucket']}/{quote(username, safe='')}"
 
 
 def aws_session_policy(bucket, username):

@@ -87,9 +87,15 @@ def test_names_that_cannot_be_written_safely_are_refused_not_escaped(name):
 @pytest.mark.parametrize("name", ["alice", "al", "smoke_1a2b", "a.b-c_d", "0day", "x" * 63])
 def test_the_prefix_is_the_hubs_and_the_gateways(all_facts, name):
     for facts in all_facts.values():
-        assert sc.scratch_url(facts, name) == hub_config.scratch_url(facts, name) == gateway_config.scratch_url(
-            facts, name)
-        assert sc.check_name(name) == name
+        prefix = hub_config.scratch_url(facts, name)
+        assert prefix == gateway_config.scratch_url(facts, name)
+        # What the service grants is exactly that prefix: the object resource of the session policy (AWS)
+        # and the object name of the access boundary (GCP) are the bucket and the name, unescaped.
+        bucket, path = prefix.split("://", 1)[1].split("/", 1)
+        assert (bucket, path) == (sc.bucket_name(facts), sc.check_name(name))
+        policy_objects = sc.aws_session_policy(bucket, name)["Statement"][0]["Resource"]
+        assert f"arn:aws:s3:::{bucket}/{path}/*" in policy_objects
+        assert f"projects/_/buckets/{bucket}/objects/{path}/" in sc.gcp_boundary_condition(bucket, name)
 
 
 def test_pods_reach_the_service_the_same_way_from_notebooks_and_dask(all_facts):
