@@ -335,17 +335,17 @@ def make_app(facts, signing_key, hub_auth, prefix=f"/services/{SERVICE_NAME}/", 
     """The tornado application. `minters` ({"aws": ..., "gcp": ...}) replaces the cloud's own (tests)."""
     settings = Settings(facts)
     if minters is None:
-        on_s3 = facts["scratch"]["bucket"].startswith("s3://")
-        minter_class = AwsMinter if on_s3 else GcpMinter
+        cloud, minter_class = (("aws", AwsMinter) if facts["scratch"]["bucket"].startswith("s3://")
+                               else ("gcp", GcpMinter))
         try:
-            minters = {"aws" if on_s3 else "gcp": minter_class(facts, settings)}
+            minters = {cloud: minter_class(facts, settings)}
         except ValueError:
             # gcp and aws cluster files must name an identity (deployer.facts), so a missing one there is a
             # broken deployment and the service must not start. A cluster without one (kind) still runs the
             # service, so that the chart is the same everywhere, and every caller is told why not.
             if "identity" in facts["scratch"]:
                 raise
-            minters = {"aws" if on_s3 else "gcp": UnconfiguredMinter(facts)}
+            minters = {cloud: UnconfiguredMinter(facts)}
     caches = {cloud: CredentialCache(minter, settings, clock) for cloud, minter in minters.items()}
     prefix = "/" + prefix.strip("/") + "/"
     return web.Application([

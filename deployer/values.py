@@ -109,7 +109,7 @@ def _proxy(facts):
     return {"service": service, "https": https}
 
 
-def _singleuser(facts, common):
+def _singleuser(facts):
     https = "https_contact_email" in facts["hub"]
     # With HTTPS, proxy-public is the TLS terminator that redirects plain HTTP; proxy-http is the proxy
     # itself (daskhub does the same).
@@ -173,7 +173,7 @@ def cluster_values(facts, common=None):
             # scratch-credentials: in the common values (the chart's own Service, same name everywhere)
         },
         "proxy": _proxy(facts),
-        "singleuser": _singleuser(facts, common),
+        "singleuser": _singleuser(facts),
     }
     facts_json = json.dumps(facts, sort_keys=True)
     gateway = {

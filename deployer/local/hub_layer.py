@@ -1,8 +1,9 @@
 """The local layer of the hub's configuration, applied after hub_config.configure(c, facts).
 
 Only what differs on one machine: addresses and ports, the local-process spawner (each server confined so
-that the stack's own state is out of its sight), the stand-in's OAuth client, the gateway and the
-scratch-credentials service as hub-managed services, and a token for the smoke suite.
+that the stack's own state is out of its sight), the stand-in's OAuth client, the gateway as a service
+known by URL (the launcher runs it, as the chart runs its pods), the scratch-credentials service as a
+hub-managed one, and a token for the smoke suite.
 `runtime` is the dict the launcher writes (see stack.LocalStack._runtime).
 """
 

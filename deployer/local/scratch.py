@@ -12,7 +12,6 @@ Standard library only.
 
 import base64
 import hashlib
-import json
 import urllib.parse
 
 ADMIN = "pangeo-local-admin"
@@ -58,12 +57,6 @@ def iam_config(bucket, issuer_url, sts_secret, service_subject):
             {"Effect": "Allow", "Action": ["sts:ValidateSession"], "Resource": ["*"]},
         ]}}],
     }
-
-
-def write_private(path, config):
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(json.dumps(config, indent=1))
 
 
 def ttl_spec(days):

@@ -232,11 +232,12 @@ class LocalStack:
         run = self.data_dir / "run"
         self.identities_file, self.iam_file = run / "s3-identities.json", run / "s3-iam.json"
         self.service_token_file = run / "scratch-service-token"
-        bucket = scratch.bucket_and_prefix(self.facts["scratch"]["bucket"] + "/x")[0]
-        scratch.write_private(self.identities_file, scratch.identities(self._secrets["scratch_admin"]))
-        scratch.write_private(self.iam_file, scratch.iam_config(
+        bucket = urlsplit(self.facts["scratch"]["bucket"]).netloc
+        self._write_private(self.identities_file,
+                            json.dumps(scratch.identities(self._secrets["scratch_admin"]), indent=1))
+        self._write_private(self.iam_file, json.dumps(scratch.iam_config(
             bucket, f"http://127.0.0.1:{self.ports['token_issuer']}", self._secrets["scratch_sts"],
-            SCRATCH_SERVICE_SUBJECT))
+            SCRATCH_SERVICE_SUBJECT), indent=1))
 
     def _start_token_issuer(self):
         """The stand-in for the cluster's service-account token issuer, which SeaweedFS's STS trusts."""
